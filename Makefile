@@ -1,0 +1,34 @@
+# Each target makes its own virtual environment (.venv) on first use; a fresh machine needs only
+# Python 3.11 (tflite-runtime has no wheels for newer Pythons) and the package registries.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+RUN ?= runs/demo
+EPOCHS ?= 12
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[train,tflite-runtime,dev]'
+	touch $@
+
+## demo: train on the offline MNIST sample, export int8 with parity proven, classify example digits
+demo: $(BIN)/.installed
+	rm -rf $(RUN)
+	$(BIN)/lstm-edge train --dataset mnist-sample --epochs $(EPOCHS) --augment --out $(RUN)
+	$(BIN)/lstm-edge evaluate $(RUN)
+	$(BIN)/lstm-edge export $(RUN) --quantize --out model.tflite
+	$(BIN)/edge-classify examples/digits --model model.tflite
+
+## test: the linter, then the whole test suite on real digits and real runtimes
+test: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) runs model.tflite model.json .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,101 @@
+"""Task code: digits in, predictions out. The interpreter plumbing is in `runtime`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+import numpy as np
+
+from .errors import ImageError
+from .preprocess import IMAGE_SIZE, ImageSource, preprocess_image
+from .runtime import TFLiteModel
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's answer for one digit.
+
+    Attributes:
+      digit: the most probable class, 0-9.
+      confidence: its probability.
+      probabilities: the ten class probabilities, by digit.
+    """
+
+    digit: int
+    confidence: float
+    probabilities: tuple[float, ...]
+
+    @classmethod
+    def from_probabilities(cls, probabilities: np.ndarray) -> Prediction:
+        digit = int(np.argmax(probabilities))
+        return cls(digit, float(probabilities[digit]), tuple(float(p) for p in probabilities))
+
+    def top_k(self, k: int = 3) -> tuple[tuple[int, float], ...]:
+        """The k most probable (digit, probability) pairs, most probable first."""
+        order = sorted(range(len(self.probabilities)), key=lambda d: -self.probabilities[d])
+        return tuple((d, self.probabilities[d]) for d in order[:k])
+
+
+def as_model_input(item: ImageSource, preprocess: bool = True) -> np.ndarray:
+    """One item as the model's (28, 28) float32 input.
+
+    Args:
+      item: anything `preprocess_image` reads; with preprocess=False, a ready (28, 28) array in [0, 1].
+    Raises:
+      ImageError: the item cannot be read, or a ready array breaks the contract.
+    """
+    if preprocess:
+        return preprocess_image(item)
+    array = np.asarray(item)
+    if array.shape != (IMAGE_SIZE, IMAGE_SIZE) or array.dtype.kind not in "fiub":
+        raise ImageError(f"preprocess=False needs a (28, 28) array in [0, 1]; got {array.dtype} {array.shape}")
+    array = array.astype(np.float32)
+    if not np.all(np.isfinite(array)) or array.min() < 0 or array.max() > 1:
+        raise ImageError("preprocess=False needs values in [0, 1]")
+    return array
+
+
+class DigitClassifier:
+    """Classifies handwritten digits with an exported lstm-edge model.
+
+    Args:
+      model_path: the `.tflite` model (its manifest, when beside it, is checked).
+      runtime: "auto", "litert", "tflite-runtime" or "tensorflow".
+      threads: interpreter threads; None lets the runtime choose.
+    Raises:
+      ModelError: the model cannot be used.
+    """
+
+    def __init__(self, model_path: str | os.PathLike[str], runtime: str = "auto", threads: Optional[int] = None):
+        self.model = TFLiteModel(model_path, runtime=runtime, threads=threads)
+
+    @property
+    def runtime(self) -> str:
+        """The runtime in use, with its version: "litert 2.3.0"."""
+        return f"{self.model.runtime.name} {self.model.runtime.version}"
+
+    def classify(self, item: ImageSource, preprocess: bool = True) -> Prediction:
+        """Classify one digit: a path, image bytes, a PIL image or an array.
+
+        Returns:
+          a Prediction.
+        Raises:
+          ImageError: the item cannot be read (NoDigitError: it holds no ink).
+        """
+        return self.classify_many([item], preprocess=preprocess)[0]
+
+    def classify_many(self, items: Iterable[ImageSource], preprocess: bool = True) -> list[Prediction]:
+        """Classify many digits, batching the inference.
+
+        Returns:
+          one Prediction per item, in order.
+        Raises:
+          ImageError: an item cannot be read (the CLI prepares items one by one to go on past it).
+        """
+        digits = [as_model_input(item, preprocess) for item in items]
+        if not digits:
+            return []
+        probabilities = self.model.predict(np.stack(digits))
+        return [Prediction.from_probabilities(p) for p in probabilities]

@@ -1,0 +1,295 @@
+"""The image contract, in its one home: what the model sees, and how any picture becomes that.
+
+The model reads a 28x28 float32 array in [0, 1], light ink (1) on a dark background (0), laid out
+the way MNIST laid out its digits: the ink's bounding box fitted into 20x20 keeping the aspect
+ratio, then placed in 28x28 so that its centre of mass sits at the centre. `train` and `export`
+import these names, so training, export and the edge can never drift apart.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import warnings
+from typing import Any, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError, NoDigitError
+
+IMAGE_SIZE = 28  # the model reads IMAGE_SIZE time steps of IMAGE_SIZE pixels
+FIT_SIZE = 20  # MNIST fits the ink's bounding box into 20x20, then pads to 28x28
+CENTRE = 14.0  # MNIST's centre of mass, in pixel-index coordinates (measured: 13.99, 14.00)
+NUM_CLASSES = 10
+LABELS = tuple(range(NUM_CLASSES))
+PIXEL_MAX = 255  # uint8 pixels are divided by this
+
+# Refuse before decoding: a 100 MP image would take seconds and gigabytes to decode.
+MAX_PIXELS = 50_000_000
+# Photos are reduced to this long side before the ink is searched for; a digit needs no more.
+WORK_SIZE = 512
+# Ink weaker than this (fraction of full scale, after the background is removed) is no digit.
+MIN_CONTRAST = 0.15
+# On textured paper, normalised ink below this is texture; clean images (MNIST) keep every level.
+TEXTURE_FLOOR = 0.1
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+ImageSource = Union[str, "os.PathLike[str]", bytes, Image.Image, np.ndarray, Any]
+
+
+def scale_pixels(pixels: np.ndarray) -> np.ndarray:
+    """Scale uint8 pixels (0-255) to the model's float32 range [0, 1].
+
+    Args:
+      pixels: an array of any shape with values 0-255.
+    Returns:
+      float32 array of the same shape.
+    """
+    return np.asarray(pixels, dtype=np.float32) / np.float32(PIXEL_MAX)
+
+
+def preprocess_image(source: ImageSource) -> np.ndarray:
+    """Turn a picture of one digit into the model's input, by MNIST's own recipe.
+
+    Args:
+      source: a path, the bytes of an image file, a binary file object, a PIL image, or a numpy
+        array (H, W) or (H, W, 3|4), uint8 0-255 or float 0-1.
+    Returns:
+      float32 array (28, 28) in [0, 1], ink light on dark.
+    Raises:
+      ImageError: the source is not a readable image (NoDigitError: it holds no ink).
+    """
+    ink = ink_map(load_image(source))
+    return mnist_layout(ink)
+
+
+def load_image(source: ImageSource) -> Image.Image:
+    """Open and decode an image, refusing empty, foreign, truncated and oversized files.
+
+    Returns:
+      a decoded PIL image, EXIF orientation applied.
+    """
+    if isinstance(source, Image.Image):
+        return source
+    if isinstance(source, np.ndarray):
+        return _image_from_array(source)
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise ImageError("empty input: zero bytes")
+        source = io.BytesIO(source)
+    elif isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.exists(path):
+            raise ImageError("no such file")
+        if os.path.isdir(path):
+            raise ImageError("is a folder, not an image")
+        if os.path.getsize(path) == 0:
+            raise ImageError("empty file: zero bytes")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS decides, below
+            image = Image.open(source)
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        raise ImageError("not an image Pillow can read") from None
+    except OSError as e:
+        raise ImageError(f"cannot open: {e.strerror or e}") from None
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"image is {width}x{height} ({width * height / 1e6:.0f} MP); "
+            f"the limit is {MAX_PIXELS / 1e6:.0f} MP"
+        )
+    try:
+        # JPEG can decode straight to a smaller size: much faster for photos.
+        image.draft("L" if image.mode in ("L", "RGB", "CMYK", "YCbCr") else None, (WORK_SIZE, WORK_SIZE))
+        image.load()
+        return ImageOps.exif_transpose(image)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError) as e:
+        raise ImageError(f"truncated or corrupt image ({e})") from None
+
+
+def _image_from_array(array: np.ndarray) -> Image.Image:
+    if array.ndim == 3 and array.shape[-1] in (3, 4):
+        if array.dtype != np.uint8:
+            array = _float_to_uint8(array)
+        return Image.fromarray(array, "RGB" if array.shape[-1] == 3 else "RGBA")
+    if array.ndim != 2 or min(array.shape) < 1:
+        raise ImageError(f"an image array must be (H, W) or (H, W, 3|4); got shape {array.shape}")
+    if array.dtype == np.uint8:
+        return Image.fromarray(array, "L")
+    return Image.fromarray(_unit_float(array), "F")
+
+
+def _unit_float(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.bool_:
+        return array.astype(np.float32)
+    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        raise ImageError(f"an image array must be numeric; got {array.dtype}")
+    if not np.all(np.isfinite(array)):
+        raise ImageError("the image array holds NaN or infinite values")
+    if array.min() < 0 or array.max() > 1:
+        raise ImageError("a float image array must hold values in [0, 1] (or pass uint8 0-255)")
+    return array.astype(np.float32)
+
+
+def _float_to_uint8(array: np.ndarray) -> np.ndarray:
+    return np.round(_unit_float(array) * PIXEL_MAX).astype(np.uint8)
+
+
+def ink_map(image: Image.Image) -> np.ndarray:
+    """Find the ink: grey levels with the paper removed, ink 1 and background 0.
+
+    Handles any mode (16-bit and float included), transparency, either polarity, and slow
+    background changes (shadows, uneven light), and reduces large images to WORK_SIZE.
+
+    Returns:
+      float32 array (H, W) in [0, 1].
+    Raises:
+      NoDigitError: nothing stands out from the background.
+    """
+    gray, alpha = _gray_and_alpha(image)  # (H, W) in [0, 1] each
+    if alpha is not None:
+        if alpha.max() < 0.5:
+            raise NoDigitError("no digit found: the image is transparent")
+        opaque = gray[alpha >= 0.5]
+        # Put the ink on a background that contrasts with it: white ink on a transparent canvas
+        # must not vanish on white.
+        backdrop = 1.0 if np.median(opaque) < 0.5 else 0.0
+        gray = gray * alpha + backdrop * (1.0 - alpha)
+
+    frame = _frame(gray)
+    ink = 1.0 - gray if np.median(frame) > 0.5 else gray  # dark ink on light paper: invert
+    ink = ink - _background(ink)
+    noise = float(np.percentile(_frame(ink), 99))
+    k = max(1, ink.size // 2000)  # the k-th largest: one hot pixel does not set the scale
+    peak = float(np.partition(ink.ravel(), ink.size - k)[ink.size - k])
+    if peak - noise < MIN_CONTRAST:
+        raise NoDigitError("no digit found: nothing stands out from the background")
+    ink = np.clip((ink - noise) / (peak - noise), 0.0, 1.0).astype(np.float32)
+    if noise > 0:
+        ink[ink < TEXTURE_FLOOR] = 0.0  # paper texture that crept over the noise level is not ink
+    return ink
+
+
+def _gray_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+    if has_alpha:
+        image = image.convert("RGBA")
+    elif image.mode.startswith("I") or image.mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        if array.ndim != 2:
+            raise ImageError(f"unsupported image mode {image.mode}")
+        top = 1.0 if image.mode == "F" and array.max() <= 1 else 255.0
+        if image.mode.startswith("I;16") or array.max() > 255:
+            top = 65535.0
+        image = Image.fromarray(np.clip(array / top, 0, 1).astype(np.float32), "F")
+    else:
+        image = image.convert("L")
+    if max(image.size) > WORK_SIZE:
+        image = image.copy()
+        image.thumbnail((WORK_SIZE, WORK_SIZE), Image.Resampling.BOX)
+    if has_alpha:
+        rgba = np.asarray(image, dtype=np.float32) / PIXEL_MAX
+        gray = np.asarray(image.convert("RGB").convert("L"), dtype=np.float32) / PIXEL_MAX
+        return gray, rgba[..., 3]
+    array = np.asarray(image, dtype=np.float32)
+    return (array if image.mode == "F" else array / PIXEL_MAX), None
+
+
+def _frame(array: np.ndarray) -> np.ndarray:
+    """The outer frame of pixels: where the paper is, almost always."""
+    width = max(1, round(0.02 * min(array.shape)))
+    return np.concatenate(
+        [array[:width].ravel(), array[-width:].ravel(), array[:, :width].ravel(), array[:, -width:].ravel()]
+    )
+
+
+def _background(ink: np.ndarray) -> np.ndarray | float:
+    """The paper's own level under the ink, so that shadows and uneven light are not ink."""
+    if max(ink.shape) <= 64:  # small scans and MNIST itself: a flat background
+        return float(np.median(_frame(ink)))
+    # A grey opening (min then max filter) on a coarse copy: wider than any stroke, so the
+    # strokes vanish and the slow changes of the paper remain.
+    coarse_size = 48
+    scale = coarse_size / max(ink.shape)
+    coarse_shape = (max(3, round(ink.shape[1] * scale)), max(3, round(ink.shape[0] * scale)))
+    coarse = np.asarray(Image.fromarray(ink, "F").resize(coarse_shape, Image.Resampling.BOX))
+    opened = _filter(_filter(coarse, 9, np.min), 9, np.max)
+    return np.asarray(Image.fromarray(opened, "F").resize(ink.shape[::-1], Image.Resampling.BILINEAR))
+
+
+def _filter(array: np.ndarray, size: int, reduce) -> np.ndarray:
+    pad = size // 2
+    padded = np.pad(array, pad, mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (size, size))
+    return reduce(windows, axis=(-2, -1)).astype(np.float32)
+
+
+def mnist_layout(ink: np.ndarray) -> np.ndarray:
+    """Crop to the ink, fit into FIT_SIZE keeping the aspect ratio, centre by mass in IMAGE_SIZE.
+
+    Args:
+      ink: float array (H, W) in [0, 1], ink 1 and background 0.
+    Returns:
+      float32 array (28, 28) in [0, 1].
+    """
+    top, bottom, left, right = _ink_box(ink)
+    digit = ink[top:bottom, left:right]
+    height, width = digit.shape
+    scale = FIT_SIZE / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if size != (width, height):
+        resample = Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BILINEAR
+        digit = np.asarray(Image.fromarray(np.ascontiguousarray(digit, np.float32), "F").resize(size, resample))
+        digit = np.clip(digit, 0.0, 1.0)
+    height, width = digit.shape
+    mass = digit.sum()
+    rows, cols = np.arange(height), np.arange(width)
+    centre_y = float(digit.sum(axis=1) @ rows / mass)
+    centre_x = float(digit.sum(axis=0) @ cols / mass)
+    y = min(max(round(CENTRE - centre_y), 0), IMAGE_SIZE - height)
+    x = min(max(round(CENTRE - centre_x), 0), IMAGE_SIZE - width)
+    canvas = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.float32)
+    canvas[y : y + height, x : x + width] = digit
+    return canvas
+
+
+def _ink_box(ink: np.ndarray) -> tuple[int, int, int, int]:
+    """The digit's bounding box: strong ink without lone specks, widened to its faint edges."""
+    strong = ink > 0.4
+    # A strong pixel counts when at least two of its eight neighbours are strong too.
+    padded = np.pad(strong, 1).astype(np.int8)
+    height, width = strong.shape
+    neighbours = sum(
+        padded[1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+        if dy or dx
+    )
+    core = strong & (neighbours >= 2)
+    if not core.any():
+        core = strong
+    if not core.any():
+        raise NoDigitError("no digit found: no stroke stands out")
+    top, bottom, left, right = _bounds(core)
+    # Anti-aliased edges lie just outside the strong core: take them, but nothing further away.
+    margin = math.ceil(0.1 * max(bottom - top, right - left))
+    window = (max(0, top - margin), min(height, bottom + margin), max(0, left - margin), min(width, right + margin))
+    wt, wb, wl, wr = window
+    top, bottom, left, right = _bounds(ink[wt:wb, wl:wr] > 0)
+    return wt + top, wt + bottom, wl + left, wl + right
+
+
+def _bounds(mask: np.ndarray) -> tuple[int, int, int, int]:
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def render_ascii(digit: np.ndarray) -> str:
+    """The 28x28 input as text art, darkest to brightest, so a person sees what the model saw."""
+    shades = " .:-=+*#%@"
+    levels = np.clip((np.asarray(digit) * (len(shades) - 1)).round().astype(int), 0, len(shades) - 1)
+    return "\n".join("".join(shades[v] * 2 for v in row) for row in levels)

@@ -1,0 +1,232 @@
+"""Interpreter plumbing: load a digit model in the best TFLite interpreter installed, feed it
+float digits, read back probabilities. Quantized tensors, state variables and batching live here,
+so task code never sees them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import os
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from .errors import ModelError
+from .manifest import check_manifest
+from .preprocess import IMAGE_SIZE, NUM_CLASSES
+
+# Best first: LiteRT is maintained and fastest (XNNPACK); tflite-runtime is what older Pi images
+# have; TensorFlow only as a last resort, since the edge must never need it.
+RUNTIMES = ("litert", "tflite-runtime", "tensorflow")
+_PACKAGES = {"litert": "ai_edge_litert", "tflite-runtime": "tflite_runtime", "tensorflow": "tensorflow"}
+# Ops that keep state in variables between invokes: the interpreter must be reset per digit.
+_STATEFUL_OPS = (
+    "UNIDIRECTIONAL_SEQUENCE_LSTM",
+    "UNIDIRECTIONAL_SEQUENCE_RNN",
+    "BIDIRECTIONAL_SEQUENCE_LSTM",
+    "BIDIRECTIONAL_SEQUENCE_RNN",
+    "SVDF",
+    "VAR_HANDLE",
+    "ASSIGN_VARIABLE",
+)
+DEFAULT_BATCH = 64
+MODEL_SUFFIX = ".tflite"
+
+
+def installed_runtimes() -> list[str]:
+    """The runtimes whose package is installed, best first (nothing is imported)."""
+    return [name for name in RUNTIMES if importlib.util.find_spec(_PACKAGES[name]) is not None]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A TFLite interpreter implementation: its name, version and Interpreter class."""
+
+    name: str
+    version: str
+    interpreter_class: Any
+
+
+def load_runtime(name: str = "auto") -> Runtime:
+    """Import a runtime by name, or the best installed one for "auto".
+
+    Raises:
+      ModelError: the runtime is unknown or not installed.
+    """
+    if name == "auto":
+        available = installed_runtimes()
+        if not available:
+            raise ModelError("no TFLite interpreter installed: pip install ai-edge-litert (or tflite-runtime)")
+        name = available[0]
+    if name not in RUNTIMES:
+        raise ModelError(f"unknown runtime {name!r}; choose from auto, {', '.join(RUNTIMES)}")
+    package = _PACKAGES[name]
+    try:
+        if name == "tensorflow":
+            module = importlib.import_module("tensorflow")
+            return Runtime(name, module.__version__, module.lite.Interpreter)
+        module = importlib.import_module(package + ".interpreter")
+        version = getattr(importlib.import_module(package), "__version__", "unknown")
+        return Runtime(name, version, module.Interpreter)
+    except ImportError as e:
+        raise ModelError(f"runtime {name!r} is not installed ({e})") from None
+
+
+class TFLiteModel:
+    """A digit model (`[batch, 28, 28]` in, `[batch, 10]` probabilities out) in an interpreter.
+
+    Args:
+      path: the `.tflite` file. A manifest beside it (`.json`) is checked against its hash.
+      runtime: "auto" or one of RUNTIMES.
+      threads: interpreter threads; None lets the runtime choose.
+    Raises:
+      ModelError: missing, foreign, truncated or wrongly shaped model; manifest mismatch.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], runtime: str = "auto", threads: Optional[int] = None):
+        self.path = os.fspath(path)
+        data = _read_model(self.path)
+        self.manifest = check_manifest(self.path, data)
+        self.runtime = load_runtime(runtime)
+        self.threads = threads
+        try:
+            with native_stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate" etc.
+                self._interpreter = self.runtime.interpreter_class(model_content=data, num_threads=threads)
+                self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError, SystemError) as e:
+            raise ModelError(f"{self.path}: {self.runtime.name} cannot load it: {_first_line(e)}") from None
+        inputs, outputs = self._interpreter.get_input_details(), self._interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(f"{self.path}: expected 1 input and 1 output, found {len(inputs)} and {len(outputs)}")
+        self._input, self._output = inputs[0], outputs[0]
+        in_shape, out_shape = tuple(self._input["shape"]), tuple(self._output["shape"])
+        if len(in_shape) != 3 or in_shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+            raise ModelError(f"{self.path}: input shape {list(in_shape)} is not [batch, 28, 28]")
+        if len(out_shape) != 2 or out_shape[1] != NUM_CLASSES:
+            raise ModelError(f"{self.path}: output shape {list(out_shape)} is not [batch, 10]")
+        ops = {op["op_name"] for op in self._interpreter._get_ops_details()}
+        self.stateful = any(name in ops for name in _STATEFUL_OPS)
+        self.op_count = len(self._interpreter._get_ops_details())
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return np.dtype(self._input["dtype"])
+
+    @property
+    def input_quantization(self) -> tuple[float, int]:
+        """(scale, zero point) of the input; (0.0, 0) for a float input."""
+        scale, zero_point = self._input["quantization"]
+        return float(scale), int(zero_point)
+
+    def io_contract(self) -> dict[str, dict[str, Any]]:
+        """The input and output tensors as the model declares them (batch 1 as exported)."""
+
+        def describe(tensor: dict[str, Any]) -> dict[str, Any]:
+            scale, zero_point = tensor["quantization"]
+            return {"shape": [int(n) for n in tensor["shape_signature"]], "dtype": np.dtype(tensor["dtype"]).name,
+                    "scale": float(scale), "zero_point": int(zero_point)}
+
+        return {"input": describe(self._input), "output": describe(self._output)}
+
+    @property
+    def batch_size(self) -> int:
+        return int(self._input["shape"][0])
+
+    def predict(self, digits: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+        """Class probabilities for digits in the model's form.
+
+        Args:
+          digits: float32 (N, 28, 28) in [0, 1].
+          batch_size: digits per invoke (a stateful model takes one at a time).
+        Returns:
+          float32 (N, 10).
+        """
+        digits = np.asarray(digits, dtype=np.float32)
+        if digits.ndim != 3 or digits.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+            raise ValueError(f"digits must be (N, 28, 28); got {digits.shape}")
+        step = 1 if self.stateful else max(1, batch_size)
+        out = np.empty((len(digits), NUM_CLASSES), np.float32)
+        for start in range(0, len(digits), step):
+            out[start : start + step] = self.invoke(digits[start : start + step])
+        return out
+
+    def invoke(self, batch: np.ndarray) -> np.ndarray:
+        """One invoke on a batch (n, 28, 28) float32; resizes the input when n changes."""
+        if len(batch) != self.batch_size:
+            self._resize(len(batch))
+        interpreter = self._interpreter
+        if self.stateful:
+            interpreter.reset_all_variables()  # a fused LSTM keeps its state between invokes
+        interpreter.set_tensor(self._input["index"], quantize(batch, self._input))
+        interpreter.invoke()
+        return dequantize(interpreter.get_tensor(self._output["index"]), self._output)
+
+    def _resize(self, n: int) -> None:
+        if self.stateful and n != 1:
+            raise ValueError("a stateful model runs one digit per invoke")
+        try:
+            self._interpreter.resize_tensor_input(self._input["index"], [n, IMAGE_SIZE, IMAGE_SIZE], strict=False)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise ModelError(f"{self.path}: cannot run a batch of {n}: {_first_line(e)}") from None
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+
+
+def quantize(values: np.ndarray, tensor: dict[str, Any]) -> np.ndarray:
+    """Float values to the tensor's dtype through its (scale, zero point)."""
+    dtype = np.dtype(tensor["dtype"])
+    if dtype.kind == "f":
+        return values.astype(dtype)
+    scale, zero_point = tensor["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(values / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+def dequantize(values: np.ndarray, tensor: dict[str, Any]) -> np.ndarray:
+    """The tensor's values as float32, through its (scale, zero point)."""
+    if values.dtype.kind == "f":
+        return values.astype(np.float32)
+    scale, zero_point = tensor["quantization"]
+    return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+def _read_model(path: str) -> bytes:
+    if not os.path.exists(path):
+        raise ModelError(f"{path}: no such model file")
+    if os.path.isdir(path):
+        raise ModelError(f"{path}: is a folder, not a model file")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read ({e.strerror})") from None
+    # A flatbuffer's file identifier sits at bytes 4-8; TFLite's is "TFL3".
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ModelError(f"{path}: not a TFLite model (no TFL3 identifier)")
+    return data
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Send what C++ writes to file descriptor 2 to /dev/null for a moment; Python errors still raise."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,143 @@
+"""An export from start to finish: convert, prove parity, and only then put the model in place.
+
+Nothing reaches `--out` before it passes: the model is written to a temporary file beside it,
+verified, then renamed over it, so a failed export leaves any earlier model untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from edge.manifest import manifest_path
+from edge.preprocess import scale_pixels
+from train.data import balanced_subset
+from train.errors import TrainError
+from train.loop import predict_logits
+from train.model import get_weights
+from train.run import load_run, restore_model
+
+from .convert import convert
+from .errors import ExportError
+from .manifest import build_manifest
+from .verify import DEFAULT_TOLERANCE_PP, Parity, check_parity
+
+DEFAULT_REPRESENTATIVE = 300
+
+
+@dataclass(frozen=True)
+class FormatRow:
+    """One line of the closing table."""
+
+    mode: str
+    size_bytes: int
+    accuracy: float
+    agreement: float
+    latency_us: float
+    runtime: str
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    manifest: Path
+    parity: Parity
+    rows: tuple[FormatRow, ...]
+
+    def table(self) -> str:
+        lines = [f"{'format':<10}{'size':>10}{'accuracy':>10}{'agreement':>11}{'latency':>12}  runtime",
+                 "-" * 66]
+        for r in self.rows:
+            lines.append(f"{'float32' if r.mode == 'none' else r.mode:<10}{r.size_bytes / 1024:>8.1f}KB"
+                         f"{100 * r.accuracy:>9.2f}%{100 * r.agreement:>10.2f}%{r.latency_us:>9.1f} us  {r.runtime}")
+        return "\n".join(lines)
+
+
+def export_run(
+    run_path: str | os.PathLike[str],
+    mode: str,
+    out: str | os.PathLike[str],
+    representative: int = DEFAULT_REPRESENTATIVE,
+    tolerance_pp: float = DEFAULT_TOLERANCE_PP,
+    runtimes: Optional[Sequence[str]] = None,
+    log: Callable[[str], None] = lambda message: None,
+) -> ExportResult:
+    """Export a run's checkpoint to `out` in `mode`, after parity on every edge runtime.
+
+    Raises:
+      ExportError: bad arguments, a foreign run, a converter failure, or failed parity (the
+        message carries the figures); `out` is then left as it was.
+    """
+    out = Path(out)
+    _check_writable(out)
+    if not 0 <= tolerance_pp <= 100:
+        raise ExportError(f"--tolerance must be between 0 and 100 accuracy points (got {tolerance_pp})")
+    try:
+        run = load_run(run_path)
+        data = run.load_data()
+        calibration, _ = balanced_subset(data.x_train, data.y_train, representative, seed=run.training.seed)
+        model = restore_model(run)
+    except TrainError as e:
+        raise ExportError(str(e).replace("asked for", "--representative asked for")) from None
+    weights = get_weights(model)
+    digits, labels = scale_pixels(data.x_test), data.y_test
+    logits = predict_logits(model, digits)
+    reference = np.exp(logits - logits.max(-1, keepdims=True))
+    reference /= reference.sum(-1, keepdims=True)
+    log(f"{run.path}: {run.model.cell} LSTM, {run.model.units} units; TensorFlow float accuracy "
+        f"{100 * np.mean(reference.argmax(-1) == labels):.2f}% on {len(labels):,} test digits of {data.name}")
+
+    with tempfile.TemporaryDirectory(prefix=".lstm-edge-export-", dir=out.parent) as work:
+        work = Path(work)
+        digits_file = work / "digits.npy"
+        np.save(digits_file, digits)
+        rows, chosen = [], None
+        for fmt in dict.fromkeys(("none", mode)):  # float32 for the table, then the mode asked for
+            model_bytes = convert(weights, fmt, scale_pixels(calibration))
+            candidate = work / f"{fmt}.tflite"
+            candidate.write_bytes(model_bytes)
+            parity = check_parity(candidate, fmt, digits_file, labels, reference, tolerance_pp, runtimes)
+            log(parity.summary())
+            first = parity.checks[0]
+            rows.append(FormatRow(fmt, len(model_bytes), first.accuracy, first.agreement, first.latency_us,
+                                  first.runtime))
+            if fmt == mode:
+                chosen = (candidate, model_bytes, parity)
+        candidate, model_bytes, parity = chosen
+        if not parity.passed:
+            raise ExportError(f"parity failed, {out} left untouched: " + " | ".join(
+                f"{c.runtime}: {'; '.join(c.failures)}" for c in parity.checks if not c.passed))
+        manifest = build_manifest(out.name, model_bytes, parity.io, parity, run.config,
+                                  _tensorflow_version(), representative, {r.mode: r.size_bytes for r in rows})
+        manifest_file = work / "manifest.json"
+        manifest_file.write_text(json.dumps(manifest, indent=2) + "\n")
+        try:
+            os.replace(candidate, out)
+            os.replace(manifest_file, manifest_path(out))
+        except OSError as e:
+            raise ExportError(f"cannot write {out}: {e.strerror}") from None
+    return ExportResult(out, manifest_path(out), parity, tuple(rows))
+
+
+def _check_writable(out: Path) -> None:
+    if out.suffix != ".tflite":
+        raise ExportError(f"--out {out}: the model file must end in .tflite")
+    if out.is_dir():
+        raise ExportError(f"--out {out} is a folder; give a file name such as {out / 'model.tflite'}")
+    parent = out.parent
+    if not parent.is_dir():
+        raise ExportError(f"--out {out}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise ExportError(f"--out {out}: not writable")
+
+
+def _tensorflow_version() -> str:
+    import tensorflow as tf
+
+    return tf.__version__

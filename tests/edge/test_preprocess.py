@@ -1,0 +1,186 @@
+"""The image contract on real MNIST digits and on the kinds of file a user feeds it."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from PIL import Image
+
+from edge import ImageError, NoDigitError, preprocess_image, scale_pixels
+from edge.preprocess import IMAGE_SIZE, MAX_PIXELS, render_ascii
+
+
+def centre_of_mass(digit):
+    rows, cols = np.indices(digit.shape)
+    return (digit * rows).sum() / digit.sum(), (digit * cols).sum() / digit.sum()
+
+
+def paper_photo(digit_uint8: np.ndarray, scale: int = 8, rng=None) -> Image.Image:
+    """A digit as dark ink on light, slightly textured paper, upscaled, in RGB."""
+    rng = rng or np.random.default_rng(0)
+    big = np.asarray(Image.fromarray(digit_uint8).resize((28 * scale, 28 * scale), Image.BILINEAR), np.float32)
+    paper = 235 + rng.normal(0, 4, big.shape)
+    ink = paper - big / 255 * 200
+    rgb = np.stack([ink, ink * 0.98, ink * 0.95], -1)
+    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB")
+
+
+def off_centre_transparent(digit_uint8: np.ndarray, canvas: int = 300) -> Image.Image:
+    """A small black digit, off-centre on a large transparent canvas (alpha carries the strokes)."""
+    rgba = np.zeros((canvas, canvas, 4), np.uint8)
+    small = np.asarray(Image.fromarray(digit_uint8).resize((56, 56), Image.BILINEAR))
+    rgba[30:86, 200:256, 3] = small
+    return Image.fromarray(rgba, "RGBA")
+
+
+def test_mnist_digits_pass_through_nearly_unchanged(sample):
+    raw = scale_pixels(sample.x_test[:300])
+    out = np.stack([preprocess_image(d) for d in sample.x_test[:300]])
+    diffs = np.abs(out - raw).mean(axis=(1, 2))
+    assert out.shape == (300, IMAGE_SIZE, IMAGE_SIZE) and out.dtype == np.float32
+    assert np.median(diffs) < 1e-6  # most come back exactly
+    assert np.percentile(diffs, 95) < 0.02
+
+
+@pytest.mark.parametrize("form", ["paper_jpeg", "transparent", "inverted_png", "16bit"])
+def test_other_forms_come_back_as_the_mnist_digit(sample, form, tmp_path):
+    digit = sample.x_test[7]
+    if form == "paper_jpeg":
+        path = tmp_path / "d.jpg"
+        paper_photo(digit).save(path, quality=90)
+    elif form == "transparent":
+        path = tmp_path / "d.png"
+        off_centre_transparent(digit).save(path)
+    elif form == "inverted_png":
+        path = tmp_path / "d.png"
+        Image.fromarray(255 - digit).resize((112, 112), Image.BILINEAR).save(path)
+    else:
+        path = tmp_path / "d.png"
+        Image.fromarray(digit.astype(np.uint16) * 257).save(path)  # 16-bit grey, mode I;16
+    out = preprocess_image(path)
+    raw = scale_pixels(digit)
+    assert np.corrcoef(out.ravel(), raw.ravel())[0, 1] > 0.85
+    cy, cx = centre_of_mass(out)
+    assert abs(cy - 14) < 1 and abs(cx - 14) < 1
+
+
+def test_exif_orientation_is_applied(sample, tmp_path):
+    digit = sample.x_test[3]
+    rotated = Image.fromarray(np.rot90(digit, -1).copy())  # stored turned 90 degrees clockwise
+    exif = Image.Exif()
+    exif[0x0112] = 8  # "rotate 90 CW to view": the viewer turns it back
+    path = tmp_path / "exif.jpg"
+    rotated.save(path, exif=exif, quality=95)
+    upright = preprocess_image(path)
+    assert np.corrcoef(upright.ravel(), scale_pixels(digit).ravel())[0, 1] > 0.9
+
+
+def test_shadowed_paper_is_not_ink(sample):
+    digit = np.asarray(paper_photo(sample.x_test[11]).convert("L"), np.float32)
+    shadow = np.linspace(0, 90, digit.shape[1])[None, :]  # darker towards the right
+    shaded = Image.fromarray(np.clip(digit - shadow, 0, 255).astype(np.uint8))
+    out = preprocess_image(shaded)
+    assert np.corrcoef(out.ravel(), scale_pixels(sample.x_test[11]).ravel())[0, 1] > 0.8
+
+
+@pytest.mark.parametrize("image", [
+    np.full((40, 40), 255, np.uint8),  # blank paper
+    np.zeros((28, 28), np.uint8),  # black
+    np.clip(np.random.default_rng(1).normal(230, 3, (64, 64)), 0, 255).astype(np.uint8),  # paper texture
+])
+def test_no_ink_is_no_digit_not_a_guess(image):
+    with pytest.raises(NoDigitError, match="no digit found"):
+        preprocess_image(image)
+
+
+def test_fully_transparent_image_is_no_digit():
+    with pytest.raises(NoDigitError):
+        preprocess_image(Image.new("RGBA", (50, 50), (0, 0, 0, 0)))
+
+
+def huge_png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height: it must be refused before any decoding."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty"),
+    (b"this is not an image at all", "not an image"),
+    (huge_png_header(10_000, 10_000), "the limit is"),
+])
+def test_bad_files_raise_one_clear_error(tmp_path, content, message):
+    path = tmp_path / "bad.png"
+    path.write_bytes(content)
+    with pytest.raises(ImageError, match=message):
+        preprocess_image(path)
+
+
+def test_truncated_png_raises_image_error(sample, tmp_path):
+    buffer = io.BytesIO()
+    Image.fromarray(sample.x_test[0]).resize((200, 200)).save(buffer, "PNG")
+    path = tmp_path / "cut.png"
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(ImageError, match="truncated or corrupt"):
+        preprocess_image(path)
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(ImageError, match="no such file"):
+        preprocess_image(tmp_path / "nope.png")
+    with pytest.raises(ImageError, match="folder"):
+        preprocess_image(tmp_path)
+
+
+def test_limit_is_documented_and_sane():
+    assert 10_000_000 <= MAX_PIXELS < 100_000_000
+
+
+def test_render_ascii_shows_the_digit(sample):
+    art = render_ascii(scale_pixels(sample.x_test[0])).splitlines()
+    assert len(art) == 28 and all(len(line) == 56 for line in art)
+    assert art[0].strip() == "" and any(c in "@%#" for c in "".join(art))
+
+
+def check_only_documented_errors(source):
+    try:
+        out = preprocess_image(source)
+    except ImageError:
+        return
+    assert out.shape == (IMAGE_SIZE, IMAGE_SIZE) and out.dtype == np.float32
+    assert np.all(np.isfinite(out)) and out.min() >= 0 and out.max() <= 1
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hnp.arrays(st.sampled_from([np.uint8, np.float32, np.float64, np.int32, np.bool_]),
+                  hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=80)))
+def test_random_arrays_give_a_digit_or_the_documented_error(array):
+    check_only_documented_errors(array)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=2000))
+def test_random_bytes_give_a_digit_or_the_documented_error(data):
+    check_only_documented_errors(data)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 5), st.binary(min_size=1, max_size=200))
+def test_corrupted_png_bytes_give_the_documented_error(position, garbage):
+    buffer = io.BytesIO()
+    Image.fromarray((np.random.default_rng(position).random((30, 30)) * 255).astype(np.uint8)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    start = 40 + position * 50
+    data[start : start + len(garbage)] = garbage
+    check_only_documented_errors(bytes(data))

@@ -1,0 +1,97 @@
+"""`lstm-edge export`: every mode, parity on both runtimes, the manifest, and failures that
+leave the earlier model untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from tests.conftest import LSTM_EDGE, read_manifest, run_cli
+
+MODES = ["none", "dynamic", "float16", "int8", "int16x8"]
+INT8_MAX_BYTES = 150 * 1024
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode_passes_parity_on_both_runtimes(exports, mode):
+    model, stdout = exports(mode)
+    manifest = read_manifest(model)
+    assert manifest["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert manifest["quantization"] == mode and manifest["labels"] == list(range(10))
+    checks = {c["runtime"]: c for c in manifest["parity"]["verified_on"]}
+    assert set(checks) == {"litert", "tflite-runtime"}
+    assert all(c["passed"] for c in checks.values())
+    float_accuracy = manifest["parity"]["float_accuracy"]
+    for check in checks.values():
+        if mode == "none":
+            assert check["max_difference"] <= 1e-5
+        else:
+            assert float_accuracy - check["accuracy"] <= 0.005 and check["agreement"] >= 0.99
+    assert "float32" in stdout and "wrote" in stdout  # the closing table
+
+
+def test_default_quantize_is_int8_small_and_keeps_accuracy(trained_run, tmp_path, int8_model):
+    manifest = read_manifest(int8_model)
+    assert manifest["input"]["dtype"] == "int8" and manifest["output"]["dtype"] == "int8"
+    assert manifest["input"]["shape"] == [1, 28, 28]
+    assert int8_model.stat().st_size <= INT8_MAX_BYTES
+    for check in manifest["parity"]["verified_on"]:
+        assert manifest["parity"]["float_accuracy"] - check["accuracy"] <= 0.003  # the issue's bar
+        assert check["agreement"] >= 0.995
+
+
+def test_failed_parity_leaves_the_earlier_model_untouched(trained_run, int8_model, tmp_path, monkeypatch):
+    pytest.importorskip("tensorflow")
+    from export import verify
+    from export.errors import ExportError
+    from export.publish import export_run
+
+    out = tmp_path / "model.tflite"
+    out.write_bytes(int8_model.read_bytes())
+    out.with_suffix(".json").write_text(int8_model.with_suffix(".json").read_text())
+    before = out.read_bytes(), out.with_suffix(".json").read_text()
+    monkeypatch.setattr(verify, "MIN_AGREEMENT", 1.01)  # a bar no model can clear: the real check must fail
+    with pytest.raises(ExportError, match="parity failed.*left untouched.*agrees on"):
+        export_run(trained_run, "int8", out)
+    assert (out.read_bytes(), out.with_suffix(".json").read_text()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.tflite"]  # no leftovers
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--quantize", "int4"), "Invalid value for '--quantize'"),
+    (("--representative", "999999"), "--representative asked for 999999"),
+    (("--out", "/nonexistent/dir/model.tflite"), "does not exist"),
+    (("--out", "model.onnx"), "must end in .tflite"),
+    (("--tolerance", "-1"), "--tolerance must be between"),
+])
+def test_bad_export_arguments(trained_run, tmp_path, args, message):
+    done = run_cli(*LSTM_EDGE, "export", str(trained_run), *args, check=False, cwd=tmp_path)
+    assert done.returncode != 0 and message in done.stderr and "Traceback" not in done.stderr
+    assert not list(tmp_path.glob("*.tflite"))
+
+
+def test_missing_run_folder(tmp_path):
+    done = run_cli(*LSTM_EDGE, "export", str(tmp_path / "nope"), "--out", str(tmp_path / "m.tflite"), check=False)
+    assert done.returncode == 1 and "no such run folder" in done.stderr
+
+
+def test_unwritable_output(trained_run, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        done = run_cli(*LSTM_EDGE, "export", str(trained_run), "--out", str(locked / "m.tflite"), check=False)
+        # root can write anywhere; everyone else gets the one-line refusal
+        assert done.returncode == 0 or "not writable" in done.stderr
+    finally:
+        locked.chmod(0o700)
+
+
+def test_manifest_records_the_contract_and_provenance(float_model):
+    manifest = read_manifest(float_model)
+    assert manifest["input"]["dtype"] == "float32" and "/ 255" in manifest["input"]["pixel_scaling"]
+    assert manifest["training"]["model"]["units"] == 128
+    assert manifest["converter"]["tensorflow"]
+    assert json.dumps(manifest)  # plain JSON all the way down

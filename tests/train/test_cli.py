@@ -1,0 +1,90 @@
+"""`lstm-edge train` and `evaluate` through the real CLI on real digits."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from tests.conftest import LSTM_EDGE, ROOT, TRAIN_EPOCHS, run_cli
+
+HELD_OUT_FLOOR = 0.93  # the fixture's 8 epochs on 4,000 digits; the README's run reaches >= 95%
+
+
+def test_trained_run_folder(trained_run):
+    config = json.loads((trained_run / "config.json").read_text())
+    history = json.loads((trained_run / "history.json").read_text())
+    assert config["model"] == {"units": 128, "cell": "basic"}
+    assert config["training"]["lr"] == 0.01 and config["training"]["batch_size"] == 100
+    assert config["dataset"] == "mnist-sample" and config["epochs_done"] == TRAIN_EPOCHS
+    assert {"tensorflow", "keras", "numpy", "python"} <= set(config["versions"])
+    assert len(history) == TRAIN_EPOCHS and history[-1]["digits_per_second"] > 0
+    assert (trained_run / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert config["metrics"]["test_accuracy"] >= HELD_OUT_FLOOR
+
+
+def test_evaluate_json(trained_run):
+    done = run_cli(*LSTM_EDGE, "evaluate", str(trained_run), "--json")
+    result = json.loads(done.stdout)
+    assert result["accuracy"] >= HELD_OUT_FLOOR
+    assert sum(map(sum, result["confusion"])) == 1000 and set(result["per_class"]) == {str(d) for d in range(10)}
+    config = json.loads((trained_run / "config.json").read_text())
+    assert abs(result["accuracy"] - config["metrics"]["test_accuracy"]) < 1e-9
+
+
+def test_seed_repeats_and_resume_continues_exactly(tmp_path):
+    common = ("train", "--dataset", "mnist-sample", "--units", "32", "--quiet")
+    run_cli(*LSTM_EDGE, *common, "--epochs", "2", "--out", str(tmp_path / "a"))
+    run_cli(*LSTM_EDGE, *common, "--epochs", "1", "--out", str(tmp_path / "b"))
+    run_cli(*LSTM_EDGE, "train", "--resume", str(tmp_path / "b"), "--epochs", "2", "--quiet")
+    a = json.loads((tmp_path / "a" / "history.json").read_text())
+    b = json.loads((tmp_path / "b" / "history.json").read_text())
+    assert [e["loss"] for e in a] == pytest.approx([e["loss"] for e in b], rel=1e-6)
+    assert [e["val_accuracy"] for e in a] == [e["val_accuracy"] for e in b]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--epochs", "0"), "--epochs must be at least 1"),
+    (("--lr", "-0.1"), "--lr must be a positive number"),
+    (("--dataset", "cifar"), "Invalid value for '--dataset'"),
+    (("--data", "/nonexistent/mnist.npz"), "no such file or folder"),
+])
+def test_bad_flags_give_one_line(tmp_path, args, message):
+    done = run_cli(*LSTM_EDGE, "train", *args, "--out", str(tmp_path / "x"), check=False)
+    assert done.returncode != 0 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_bad_run_folders(tmp_path, trained_run):
+    assert "no such run folder" in run_cli(*LSTM_EDGE, "evaluate", str(tmp_path / "none"), check=False).stderr
+    (tmp_path / "empty").mkdir()
+    assert "not an lstm-edge run folder" in run_cli(*LSTM_EDGE, "evaluate", str(tmp_path / "empty"),
+                                                    check=False).stderr
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    config = json.loads((trained_run / "config.json").read_text())
+    config["model"]["units"] = 64  # config says 64 units, the checkpoint holds 128
+    (foreign / "config.json").write_text(json.dumps(config))
+    (foreign / "checkpoints").symlink_to(trained_run / "checkpoints")
+    done = run_cli(*LSTM_EDGE, "evaluate", str(foreign), check=False)
+    assert done.returncode == 1 and "does not fit" in done.stderr and "Traceback" not in done.stderr
+    (foreign / "config.json").write_text("{broken")
+    assert "corrupt run config" in run_cli(*LSTM_EDGE, "evaluate", str(foreign), check=False).stderr
+    done = run_cli(*LSTM_EDGE, "train", "--resume", str(trained_run), "--units", "64", check=False)
+    assert "a resumed run keeps its settings" in done.stderr
+
+
+def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
+    script = textwrap.dedent(f"""
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from train.cli import main
+        main(["train", "--dataset", "mnist-sample", "--units", "32", "--epochs", "2", "--strategy", "mirrored",
+              "--device", "cpu", "--quiet", "--out", r"{tmp_path / 'mirrored'}"], standalone_mode=False)
+    """)
+    done = run_cli("-c", script, cwd=ROOT)
+    assert "2 replica(s)" in done.stdout
+    config = json.loads((tmp_path / "mirrored" / "config.json").read_text())
+    assert config["replicas"] == 2 and config["strategy"] == "mirrored"
+    assert config["metrics"]["test_accuracy"] > 0.6  # two epochs of a 32-unit model learn; a broken sync would not

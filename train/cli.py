@@ -1,0 +1,193 @@
+"""`lstm-edge`: train, evaluate, export and benchmark. Thin commands over the library.
+
+Subcommands load lazily, so `lstm-edge --help` answers without importing TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from .errors import TrainError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not for users
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported only when used (click's documented pattern)."""
+
+    def __init__(self, *args, lazy_subcommands: dict[str, str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy_subcommands = lazy_subcommands
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy_subcommands))
+
+    def get_command(self, ctx, name):
+        if name in self.lazy_subcommands:
+            module, attribute = self.lazy_subcommands[name].split(":")
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, name)
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_subcommands={
+        "train": "train.cli:train_command",
+        "evaluate": "train.cli:evaluate_command",
+        "export": "export.cli:export_command",
+    },
+)
+@click.version_option(package_name="lstm-edge")
+def main():
+    """Train an LSTM digit classifier, export it to quantized TFLite with proven accuracy, run it
+    on the edge."""
+
+
+def data_options(f):
+    f = click.option(
+        "--data",
+        "data_path",
+        type=click.Path(),
+        help="A local Keras mnist.npz, or a folder with the four MNIST IDX files (gzipped or not).",
+    )(f)
+    return click.option(
+        "--dataset",
+        type=click.Choice(["mnist", "mnist-sample", "fashion-mnist"]),
+        help="mnist (download, default), mnist-sample (offline: 5,000 real digits), fashion-mnist.",
+    )(f)
+
+
+def fail(error: Exception) -> None:
+    raise click.ClickException(str(error))
+
+
+@click.command("train")
+@data_options
+@click.option("--epochs", type=int, default=2, show_default=True, help="Epochs in all (with --resume: the new total).")
+@click.option("--batch-size", type=int, default=100, show_default=True)
+@click.option("--lr", type=float, default=0.01, show_default=True, help="Adam's learning rate.")
+@click.option("--units", type=int, default=128, show_default=True, help="LSTM units.")
+@click.option("--cell", type=click.Choice(["basic", "keras"]), default="basic", show_default=True,
+              help="basic: the explicit gate equations; keras: keras.layers.LSTMCell. Same weights.")
+@click.option("--clip-norm", type=float, default=5.0, show_default=True, help="Clip gradients to this global norm.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same CPU run.")
+@click.option("--augment", is_flag=True, help="Small random shifts, rotations and scale: better on photos.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True)
+@click.option("--strategy", type=click.Choice(["none", "mirrored"]), default="none", show_default=True,
+              help="mirrored: every local GPU, or every worker named in TF_CONFIG.")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder [default: runs/DATASET-TIME].")
+@click.option("--resume", "resume_path", type=click.Path(file_okay=False), help="Continue the run in this folder.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def train_command(ctx, dataset, data_path, epochs, batch_size, lr, units, cell, clip_norm, seed, augment, device,
+                  strategy, out, resume_path, quiet):
+    """Train the LSTM digit classifier into a run folder."""
+    try:
+        from .loop import TrainConfig
+        from .model import ModelConfig
+
+        model_config = ModelConfig(units=units, cell=cell)
+        train_config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, clip_norm=clip_norm, seed=seed,
+                                   augment=augment)
+        if units < 1:
+            raise TrainError(f"--units must be at least 1 (got {units})")
+        if resume_path:
+            model_config, train_config, dataset, data_path = _resumed_settings(ctx, Path(resume_path), epochs)
+            out_path = Path(resume_path)
+        else:
+            out_path = Path(out) if out else Path("runs") / f"{dataset or 'data'}-{datetime.now():%Y%m%d-%H%M%S}"
+            if (out_path / "config.json").exists():
+                raise TrainError(f"{out_path} already holds a run: continue it with --resume {out_path}, "
+                                 "or choose another --out")
+        _train(out_path, model_config, train_config, dataset, data_path, device, strategy, bool(resume_path), quiet)
+    except TrainError as e:
+        fail(e)
+
+
+def _resumed_settings(ctx, path: Path, epochs: int):
+    """The settings of the run being resumed; only --epochs (the new total) may change."""
+    from .run import load_run
+
+    run = load_run(path)
+    saved = {"units": run.model.units, "cell": run.model.cell, "batch_size": run.training.batch_size,
+             "lr": run.training.lr, "clip_norm": run.training.clip_norm, "seed": run.training.seed,
+             "augment": run.training.augment, "dataset": run.dataset, "data_path": run.data_path}
+    for name, value in saved.items():
+        source = ctx.get_parameter_source(name)
+        if source == click.core.ParameterSource.COMMANDLINE and ctx.params[name] != value:
+            flag = "--" + name.replace("_path", "").replace("_", "-")
+            raise TrainError(f"{path} was trained with {flag} {value}; a resumed run keeps its settings")
+    if epochs <= run.epochs_done:
+        raise TrainError(f"{path} has already trained {run.epochs_done} epochs: pass --epochs above that")
+    from dataclasses import replace
+
+    return run.model, replace(run.training, epochs=epochs), run.dataset, run.data_path
+
+
+def _train(out_path, model_config, train_config, dataset, data_path, device, strategy, resume, quiet):
+    import keras
+
+    from .run import train_run
+
+    def on_start(trainer, data, devices):
+        click.echo(f"{data.describe()} | {model_config.cell} LSTM, {model_config.units} units | {devices}")
+
+    def on_epoch(epoch):
+        if quiet:
+            return None
+        click.echo(f"Epoch {epoch}/{train_config.epochs}")
+        bar = keras.utils.Progbar(on_epoch.steps, stateful_metrics=["loss", "acc", "digits/s"])
+        return lambda step, metrics: bar.update(step, list(metrics.items()))
+
+    def on_epoch_end(r):
+        click.echo(f"epoch {r.epoch}: loss {r.loss:.4f}, accuracy {100 * r.accuracy:.2f}% | "
+                   f"test loss {r.val_loss:.4f}, test accuracy {100 * r.val_accuracy:.2f}% | "
+                   f"{r.digits_per_second:,.0f} digits/s, {r.seconds:.1f} s")
+
+    def start(trainer, data, devices):
+        on_epoch.steps = trainer.steps_per_epoch
+        on_start(trainer, data, devices)
+
+    history = train_run(out_path, model_config, train_config, dataset, data_path, device, strategy, resume,
+                        on_start=start, on_epoch=on_epoch, on_epoch_end=on_epoch_end)
+    click.echo(f"saved {out_path} (test accuracy {100 * history[-1].val_accuracy:.2f}% after {len(history)} epochs)")
+
+
+@click.command("evaluate")
+@click.argument("run", type=click.Path())
+@data_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: accuracy, per_class, confusion.")
+def evaluate_command(run, dataset, data_path, as_json):
+    """Accuracy, per-class accuracy and confusion matrix of RUN on a test split (the run's own by
+    default)."""
+    try:
+        import numpy as np
+
+        from edge.preprocess import scale_pixels
+
+        from .data import load_dataset
+        from .evaluate import score
+        from .loop import predict_logits
+        from .run import load_run, restore_model
+
+        loaded = load_run(run)
+        data = load_dataset(dataset, data_path) if (dataset or data_path) else loaded.load_data()
+        model = restore_model(loaded)
+        logits = predict_logits(model, scale_pixels(data.x_test))
+        evaluation = score(data.y_test, np.argmax(logits, axis=-1))
+    except TrainError as e:
+        fail(e)
+    if as_json:
+        click.echo(json.dumps({"run": str(run), "dataset": data.name, **evaluation.to_dict()}))
+    else:
+        click.echo(f"{run} on {data.describe()}\n{evaluation.report()}")
+
+
+if __name__ == "__main__":
+    main(prog_name="lstm-edge")

@@ -1,0 +1,152 @@
+"""The digit classifier: an LSTM reads a 28x28 digit as 28 time steps of 28 pixels.
+
+Two cells with one weight layout (Keras' `kernel`, `recurrent_kernel`, `bias`, gates in the order
+i, f, c, o): the notebook's `BasicLSTM`, an explicit loop over the steps, and the same loop around
+a pre-built `keras.layers.LSTMCell`. Either one's weights load into the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from edge.preprocess import IMAGE_SIZE, NUM_CLASSES
+
+CELLS = ("basic", "keras")
+WEIGHT_NAMES = ("kernel", "recurrent_kernel", "bias", "dense_kernel", "dense_bias")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    units: int = 128
+    cell: str = "basic"  # "basic": the explicit gate equations; "keras": keras.layers.LSTMCell
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def forget_bias_init(shape, dtype=None):
+    """Zeros, but ones for the forget gate: the cell remembers by default early in training."""
+    units = shape[0] // 4
+    return tf.concat([tf.zeros([units]), tf.ones([units]), tf.zeros([2 * units])], axis=0)
+
+
+def lstm_forward(x, kernel, recurrent_kernel, bias, gates: str = "ifco"):
+    """The gate equations over all time steps; returns the last hidden state.
+
+    Args:
+      x: (B, T, F) inputs; kernel (F, 4U), recurrent_kernel (U, 4U), bias (4U).
+      gates: the order of the gate blocks in the weights: "ifco" is Keras' (input, forget, cell,
+        output); "ifoc" puts the three sigmoid gates side by side, which an export uses to spend
+        fewer ops per step. The arithmetic is the same.
+    Returns:
+      h: (B, U).
+    """
+    units = recurrent_kernel.shape[0]
+    # Every step's input projection in one product: the same sums as 28 small ones, far fewer ops.
+    z_x = tf.matmul(x, kernel) + bias  # (B, T, 4U)
+    h = c = None  # the zero state: step 1 skips h @ recurrent_kernel and f * c, both zero
+    # unstack, not z_x[:, t]: one op, and its gradient is one stack, not 28 full-size scatters.
+    for z in tf.unstack(z_x, axis=1):  # (B, 4U) each
+        if h is not None:
+            z = z + tf.matmul(h, recurrent_kernel)  # (B, 4U)
+        if gates == "ifoc":
+            z_sigmoid, z_cell = tf.split(z, [3 * units, units], axis=-1)  # (B, 3U), (B, U)
+            i, f, o = tf.split(tf.sigmoid(z_sigmoid), 3, axis=-1)  # (B, U) each
+        else:
+            i, f, z_cell, o = tf.split(z, 4, axis=-1)  # (B, U) each
+            i, f, o = tf.sigmoid(i), tf.sigmoid(f), tf.sigmoid(o)
+        c = i * tf.tanh(z_cell) if c is None else f * c + i * tf.tanh(z_cell)  # (B, U)
+        h = o * tf.tanh(c)  # (B, U)
+    return h
+
+
+class BasicLSTM(keras.layers.Layer):
+    """The notebook's LSTM: an explicit loop over the time steps; returns the last hidden state."""
+
+    def __init__(self, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def build(self, input_shape):
+        features, gates = input_shape[-1], 4 * self.units
+        self.kernel = self.add_weight(name="kernel", shape=(features, gates), initializer="glorot_uniform")
+        self.recurrent_kernel = self.add_weight(
+            name="recurrent_kernel", shape=(self.units, gates), initializer="orthogonal"
+        )
+        self.bias = self.add_weight(name="bias", shape=(gates,), initializer=forget_bias_init)
+
+    def call(self, x):  # x: (B, T, F)
+        return lstm_forward(x, self.kernel, self.recurrent_kernel, self.bias)
+
+
+class KerasCellLSTM(keras.layers.Layer):
+    """The notebook's second variant: the same loop around a pre-built `keras.layers.LSTMCell`."""
+
+    def __init__(self, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.cell = keras.layers.LSTMCell(units, unit_forget_bias=True)
+
+    def build(self, input_shape):
+        self.cell.build((input_shape[0], input_shape[-1]))
+
+    @property
+    def kernel(self):
+        return self.cell.kernel
+
+    @property
+    def recurrent_kernel(self):
+        return self.cell.recurrent_kernel
+
+    @property
+    def bias(self):
+        return self.cell.bias
+
+    def call(self, x):  # x: (B, T, F)
+        h = tf.zeros([tf.shape(x)[0], self.units], x.dtype)  # (B, U)
+        states = [h, h]
+        for x_t in tf.unstack(x, axis=1):  # (B, F) each
+            h, states = self.cell(x_t, states)  # (B, U)
+        return h
+
+
+class DigitLSTM(keras.Model):
+    """Digits (B, 28, 28) in [0, 1] -> class logits (B, 10)."""
+
+    def __init__(self, config: ModelConfig = ModelConfig(), **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        layer = BasicLSTM if config.cell == "basic" else KerasCellLSTM
+        self.lstm = layer(config.units, name="lstm")
+        self.classifier = keras.layers.Dense(NUM_CLASSES, name="classifier")
+
+    def call(self, digits):  # (B, 28, 28)
+        return self.classifier(self.lstm(digits))  # (B, 10)
+
+
+def build_model(config: ModelConfig) -> DigitLSTM:
+    """A built DigitLSTM (its weights exist and are initialised)."""
+    if config.cell not in CELLS:
+        raise ValueError(f"unknown cell {config.cell!r}")
+    model = DigitLSTM(config)
+    model(tf.zeros([1, IMAGE_SIZE, IMAGE_SIZE]))
+    return model
+
+
+def get_weights(model: DigitLSTM) -> dict[str, np.ndarray]:
+    """The weights in the layout both cells share, as numpy arrays keyed by WEIGHT_NAMES."""
+    lstm, dense = model.lstm, model.classifier
+    variables = (lstm.kernel, lstm.recurrent_kernel, lstm.bias, dense.kernel, dense.bias)
+    return {name: np.asarray(v.numpy()) for name, v in zip(WEIGHT_NAMES, variables)}
+
+
+def set_weights(model: DigitLSTM, weights: dict[str, np.ndarray]) -> None:
+    """Load weights in the shared layout (from either cell) into a built model."""
+    lstm, dense = model.lstm, model.classifier
+    variables = (lstm.kernel, lstm.recurrent_kernel, lstm.bias, dense.kernel, dense.bias)
+    for name, variable in zip(WEIGHT_NAMES, variables):
+        variable.assign(weights[name])

@@ -1,0 +1,214 @@
+"""A run folder: its config, history, checkpoints and curves; how a run is started, resumed and
+read back by `evaluate` and `export`.
+
+    RUN/config.json      model and training settings, dataset, seed, versions, final metrics
+    RUN/history.json     one entry per epoch
+    RUN/checkpoints/     tf.train.Checkpoint of the model, optimizer and epoch
+    RUN/curves.png       loss and accuracy per epoch
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .data import Dataset, load_dataset
+from .errors import TrainError
+from .loop import EpochResult, TrainConfig, Trainer, configure_device, make_strategy
+from .model import CELLS, DigitLSTM, ModelConfig, build_model
+
+RUN_FORMAT = "lstm-edge-run/1"
+CHECKPOINTS = "checkpoints"
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run folder as read back from disk."""
+
+    path: Path
+    model: ModelConfig
+    training: TrainConfig
+    dataset: Optional[str]
+    data_path: Optional[str]
+    epochs_done: int
+    config: dict
+
+    def load_data(self) -> Dataset:
+        return load_dataset(self.dataset, self.data_path)
+
+
+def versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def load_run(path: str | os.PathLike[str]) -> Run:
+    """Read a run folder's config.
+
+    Raises:
+      TrainError: no such folder, not a run folder, or an unreadable config.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise TrainError(f"{path}: no such run folder")
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise TrainError(f"{path}: not an lstm-edge run folder (no config.json)")
+    try:
+        config = json.loads(config_path.read_text())
+        if config.get("format") != RUN_FORMAT:
+            raise ValueError(f"format is {config.get('format')!r}, not {RUN_FORMAT!r}")
+        model = ModelConfig(**config["model"])
+        training = TrainConfig(**config["training"])
+        if model.cell not in CELLS or model.units < 1:
+            raise ValueError(f"model {config['model']}")
+        return Run(path, model, training, config.get("dataset"), config.get("data_path"), int(config["epochs_done"]),
+                   config)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise TrainError(f"{config_path}: corrupt run config ({e})") from None
+
+
+def make_checkpoint(model: DigitLSTM, optimizer=None) -> tf.train.Checkpoint:
+    parts = {"model": model, "epoch": tf.Variable(0, dtype=tf.int64, trainable=False)}
+    if optimizer is not None:
+        parts["optimizer"] = optimizer
+    return tf.train.Checkpoint(**parts)
+
+
+def restore(checkpoint: tf.train.Checkpoint, run: Run, with_optimizer: bool) -> None:
+    """Restore the run's latest checkpoint into `checkpoint`, refusing one of another model."""
+    latest = tf.train.latest_checkpoint(str(run.path / CHECKPOINTS))
+    if latest is None:
+        raise TrainError(f"{run.path}: no checkpoint in {run.path / CHECKPOINTS}")
+    try:
+        status = checkpoint.restore(latest)
+        status.assert_existing_objects_matched()
+        if not with_optimizer:
+            status.expect_partial()
+    except (ValueError, AssertionError, tf.errors.OpError) as e:
+        reason = str(e).splitlines()[0][:200]
+        raise TrainError(
+            f"{run.path}: the checkpoint does not fit a {run.model.cell} LSTM of {run.model.units} units "
+            f"as config.json says ({reason})"
+        ) from None
+
+
+def restore_model(run: Run) -> DigitLSTM:
+    """The run's model, with the weights of its latest checkpoint."""
+    model = build_model(run.model)
+    restore(make_checkpoint(model), run, with_optimizer=False)
+    return model
+
+
+def train_run(
+    out: Path,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    dataset: Optional[str],
+    data_path: Optional[str],
+    device: str = "auto",
+    strategy_name: str = "none",
+    resume: bool = False,
+    on_start: Optional[Callable[[Trainer, Dataset, str], None]] = None,
+    on_epoch: Optional[Callable[[int], Callable]] = None,
+    on_epoch_end: Optional[Callable[[EpochResult], None]] = None,
+) -> list[EpochResult]:
+    """Train a new run into `out`, or resume the one there, saving after every epoch.
+
+    Returns:
+      the whole history, earlier epochs of a resumed run included.
+    Raises:
+      TrainError: bad data, a foreign or missing run, a diverging loss.
+    """
+    dataset = None if data_path else (dataset or "mnist")
+    device_name = configure_device(device)
+    keras.utils.set_random_seed(train_config.seed)
+    tf.config.experimental.enable_op_determinism()  # --seed repeats a CPU run exactly
+    data = load_dataset(dataset, data_path)
+    strategy = make_strategy(strategy_name)
+    with strategy.scope():
+        model = build_model(model_config)
+        optimizer = keras.optimizers.Adam(train_config.lr)
+        optimizer.build(model.trainable_variables)
+    checkpoint = make_checkpoint(model, optimizer)
+    history: list[EpochResult] = []
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if resume:
+        run = load_run(out)
+        restore(checkpoint, run, with_optimizer=True)
+        history = [EpochResult(**entry) for entry in json.loads((out / "history.json").read_text())]
+        history = history[: int(checkpoint.epoch.numpy())]
+        created = run.config.get("created", created)
+    manager = tf.train.CheckpointManager(checkpoint, str(out / CHECKPOINTS), max_to_keep=2)
+    trainer = Trainer(model, optimizer, data, train_config, strategy)
+    if on_start:
+        on_start(trainer, data, f"{device_name}, {strategy.num_replicas_in_sync} replica(s)")
+    for epoch in range(len(history) + 1, train_config.epochs + 1):
+        result = trainer.fit_epoch(epoch, on_epoch(epoch) if on_epoch else None)
+        history.append(result)
+        checkpoint.epoch.assign(epoch)
+        if _is_chief():
+            manager.save(checkpoint_number=epoch)
+            _write_run(out, model_config, train_config, dataset, data_path,
+                       device_name, strategy_name, strategy.num_replicas_in_sync, created, history)
+        if on_epoch_end:
+            on_epoch_end(result)
+    return history
+
+
+def _is_chief() -> bool:
+    """In multi-worker training only the chief (or worker 0) writes the run folder."""
+    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = tf_config.get("task") or {}
+    if not task:
+        return True
+    return task.get("type") == "chief" or (task.get("type") == "worker" and task.get("index") == 0
+                                           and "chief" not in tf_config.get("cluster", {}))
+
+
+def _write_run(out, model_config, train_config, dataset, data_path, device, strategy, replicas, created, history):
+    from .plot import plot_history  # matplotlib is imported only when a run is written
+
+    out.mkdir(parents=True, exist_ok=True)
+    last = history[-1]
+    config = {
+        "format": RUN_FORMAT,
+        "model": model_config.to_dict(),
+        "training": train_config.to_dict(),
+        "dataset": dataset,
+        "data_path": str(Path(data_path).resolve()) if data_path else None,
+        "seed": train_config.seed,
+        "device": device,
+        "strategy": strategy,
+        "replicas": replicas,
+        "epochs_done": last.epoch,
+        "metrics": {"loss": last.loss, "accuracy": last.accuracy, "test_loss": last.val_loss,
+                    "test_accuracy": last.val_accuracy},
+        "versions": versions(),
+        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "created": created,
+        "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    _write_json(out / "config.json", config)
+    _write_json(out / "history.json", [h.to_dict() for h in history])
+    plot_history(history, out / "curves.png")
+
+
+def _write_json(path: Path, value) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(value, indent=2) + "\n")
+    os.replace(tmp, path)  # a crash mid-write never leaves half a config
