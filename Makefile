@@ -27,6 +27,10 @@ test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
+## bench: lstm-edge beside its baselines on this machine -> benchmarks/results/ and the README
+bench: $(BIN)/.installed
+	$(BIN)/python -m benchmarks.run
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .convert import DEFAULT_QUANTIZED_MODE, MODES
 from .errors import ExportError
-from .publish import DEFAULT_REPRESENTATIVE
+from .modes import DEFAULT_QUANTIZED_MODE, DEFAULT_REPRESENTATIVE, MODES
 from .verify import DEFAULT_TOLERANCE_PP, EDGE_RUNTIMES
 
 

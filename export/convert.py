@@ -20,9 +20,8 @@ from edge.runtime import native_stderr_silenced
 from train.model import lstm_forward
 
 from .errors import ExportError
+from .modes import MODES
 
-MODES = ("none", "dynamic", "float16", "int8", "int16x8")
-DEFAULT_QUANTIZED_MODE = "int8"
 SERVING_BATCH = 1  # a fixed batch lets XNNPACK take the int8 graph (a dynamic one fails to prepare)
 
 
@@ -62,7 +61,8 @@ def convert(weights: dict[str, np.ndarray], mode: str, representative: Optional[
     """
     if mode not in MODES:
         raise ExportError(f"unknown quantization mode {mode!r}; choose from {', '.join(MODES)}")
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([serving_function(weights)])
+    # The weights are constants, so no variables need tracking; a bare Module says so.
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([serving_function(weights)], tf.Module())
     if mode != "none":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         # tflite-runtime 2.14 lacks FULLY_CONNECTED v12 (per-channel dense weights): stay loadable.

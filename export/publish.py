@@ -26,9 +26,8 @@ from train.run import load_run, restore_model
 from .convert import convert
 from .errors import ExportError
 from .manifest import build_manifest
+from .modes import DEFAULT_REPRESENTATIVE
 from .verify import DEFAULT_TOLERANCE_PP, Parity, check_parity
-
-DEFAULT_REPRESENTATIVE = 300
 
 
 @dataclass(frozen=True)
