@@ -45,9 +45,11 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, gates: str = "ifco"):
     Returns:
       h: (B, U).
     """
-    units = recurrent_kernel.shape[0]
-    # Every step's input projection in one product: the same sums as 28 small ones, far fewer ops.
-    z_x = tf.matmul(x, kernel) + bias  # (B, T, 4U)
+    steps, features, units = x.shape[1], x.shape[2], recurrent_kernel.shape[0]
+    # Every step's input projection in one 2-D product: the same sums as 28 small ones in far fewer
+    # ops. (A broadcast batch matmul, x @ kernel on (B, T, F), made training 25% slower on a CPU.)
+    z_x = tf.matmul(tf.reshape(x, [-1, features]), kernel) + bias  # (B*T, 4U)
+    z_x = tf.reshape(z_x, [-1, steps, 4 * units])  # (B, T, 4U)
     h = c = None  # the zero state: step 1 skips h @ recurrent_kernel and f * c, both zero
     # unstack, not z_x[:, t]: one op, and its gradient is one stack, not 28 full-size scatters.
     for z in tf.unstack(z_x, axis=1):  # (B, 4U) each

@@ -62,3 +62,4 @@ def test_model_shapes():
     model = build_model(ModelConfig(units=128))
     assert model(np.zeros((3, 28, 28), np.float32)).shape == (3, 10)
     assert sum(int(np.prod(v.shape)) for v in model.weights) == 81_674  # the notebook's 128-unit model
+
