@@ -3,13 +3,14 @@ percentiles and batched throughput, per thread count. What a user runs on the Pi
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import sys
 import time
 from dataclasses import asdict, dataclass
 
-import click
 import numpy as np
 
 from .errors import EdgeError
@@ -65,36 +66,37 @@ def bench(path: str, runtime: str, threads: int, repeats: int = 1000, batch_size
                        rate, batch_size, repeats)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--runtime", "runtimes", type=click.Choice(RUNTIMES), multiple=True,
-              help="Runtime to measure (repeatable) [default: every installed edge runtime].")
-@click.option("--threads", "thread_counts", type=click.IntRange(1, 256), multiple=True,
-              help="Thread count (repeatable) [default: 1 and every core].")
-@click.option("--repeats", type=click.IntRange(10), default=1000, show_default=True, help="Batch-1 invokes timed.")
-@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object with every result.")
-def main(model, runtimes, thread_counts, repeats, batch_size, as_json):
-    """Latency and throughput of MODEL on the TFLite runtimes installed here."""
-    runtimes = runtimes or [r for r in installed_runtimes() if r != "tensorflow"] or installed_runtimes()
-    thread_counts = thread_counts or sorted({1, os.cpu_count() or 1})
-    results = []
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="edge-bench", description=__doc__.splitlines()[0].strip("`"))
+    parser.add_argument("model")
+    parser.add_argument("--runtime", dest="runtimes", action="append", choices=RUNTIMES,
+                        help="runtime to measure (repeatable) [default: every installed edge runtime]")
+    parser.add_argument("--threads", dest="thread_counts", action="append", type=int,
+                        help="thread count (repeatable) [default: 1 and every core]")
+    parser.add_argument("--repeats", type=int, default=1000, help="batch-1 invokes timed (default 1000)")
+    parser.add_argument("--batch-size", type=int, default=64, help="digits per batched invoke (default 64)")
+    parser.add_argument("--json", action="store_true", help="one JSON object with every result")
+    args = parser.parse_args(argv)
+    if args.repeats < 10 or args.batch_size < 1 or any(t < 1 for t in args.thread_counts or []):
+        parser.error("--repeats must be at least 10, --batch-size and --threads at least 1")
+    runtimes = args.runtimes or [r for r in installed_runtimes() if r != "tensorflow"] or installed_runtimes()
+    thread_counts = args.thread_counts or sorted({1, os.cpu_count() or 1})
     try:
-        for runtime in runtimes:
-            for threads in thread_counts:
-                results.append(bench(model, runtime, threads, repeats, batch_size))
+        results = [bench(args.model, r, t, args.repeats, args.batch_size) for r in runtimes for t in thread_counts]
     except EdgeError as e:
-        raise click.ClickException(str(e)) from None
+        print(f"edge-bench: error: {e}", file=sys.stderr)
+        sys.exit(2)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    if as_json:
-        click.echo(json.dumps({"model": model, "machine": machine, "results": [asdict(r) for r in results]}))
+    if args.json:
+        print(json.dumps({"model": args.model, "machine": machine, "results": [asdict(r) for r in results]}))
         return
-    click.echo(f"{model} on {machine}; batch-1 latency over {repeats} invokes, throughput in batches of {batch_size}")
-    click.echo(f"{'runtime':<24}{'threads':>8}{'p50 us':>10}{'p90 us':>10}{'p99 us':>10}{'digits/s':>12}")
+    print(f"{args.model} on {machine}; batch-1 latency over {args.repeats} invokes, "
+          f"throughput in batches of {args.batch_size}")
+    print(f"{'runtime':<24}{'threads':>8}{'p50 us':>10}{'p90 us':>10}{'p99 us':>10}{'digits/s':>12}")
     for r in results:
-        click.echo(f"{r.runtime + ' ' + r.version:<24}{r.threads:>8}{r.p50_us:>10.1f}{r.p90_us:>10.1f}"
-                   f"{r.p99_us:>10.1f}{r.digits_per_second:>12,.0f}")
+        print(f"{r.runtime + ' ' + r.version:<24}{r.threads:>8}{r.p50_us:>10.1f}{r.p90_us:>10.1f}"
+              f"{r.p99_us:>10.1f}{r.digits_per_second:>12,.0f}")
 
 
 if __name__ == "__main__":
-    main(prog_name="edge-bench")
+    main()

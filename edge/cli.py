@@ -6,14 +6,13 @@ the rest go on), 2 for usage errors and a model that cannot be used.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Iterator
-
-import click
 
 from .errors import EdgeError, ImageError
 from .preprocess import IMAGE_EXTENSIONS, render_ascii
@@ -39,57 +38,82 @@ def expand_inputs(inputs: tuple[str, ...]) -> Iterator[tuple[str, object]]:
             yield item, item
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("images", nargs=-1, required=True)
-@click.option("--model", "model_path", type=click.Path(dir_okay=False),
-              help=f"The .tflite model [default: ${MODEL_ENV}, then ./{DEFAULT_MODEL}].")
-@click.option("--top-k", type=click.IntRange(1, 10), default=1, show_default=True, help="Show the k likeliest digits.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line per image.")
-@click.option("--runtime", type=click.Choice(["auto", "litert", "tflite-runtime", "tensorflow"]), default="auto",
-              show_default=True, help="The TFLite interpreter to use.")
-@click.option("--threads", type=click.IntRange(1, 256), default=None, help="Interpreter threads.")
-@click.option("--show", is_flag=True, help="Print the 28x28 input the model saw, as text art.")
-@click.option("--verbose", "-v", is_flag=True, help="Report load, preprocessing and inference times (stderr).")
-@click.version_option(package_name="lstm-edge")
-def main(images, model_path, top_k, as_json, runtime, threads, show, verbose):
-    """Classify handwritten digits in IMAGE files, folders of images, or - (standard input)."""
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="edge-classify",
+        description="Classify handwritten digits in IMAGE files, folders of images, or - (standard input).",
+    )
+    parser.add_argument("images", nargs="+", metavar="IMAGE")
+    parser.add_argument("--model", help=f"the .tflite model [default: ${MODEL_ENV}, then ./{DEFAULT_MODEL}]")
+    parser.add_argument("--top-k", type=int, choices=range(1, 11), default=1, metavar="K",
+                        help="show the K likeliest digits (1-10, default 1)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line per image")
+    parser.add_argument("--runtime", choices=("auto", "litert", "tflite-runtime", "tensorflow"), default="auto",
+                        help="the TFLite interpreter to use (default: auto, the first installed in that order)")
+    parser.add_argument("--threads", type=int, default=None, help="interpreter threads")
+    parser.add_argument("--show", action="store_true", help="print the 28x28 input the model saw, as text art")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="report load, preprocessing and inference times (stderr)")
+    parser.add_argument("--version", action=_VersionAction, nargs=0, help="show the version and exit")
+    args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be at least 1")
+    return args
+
+
+def main(argv=None) -> None:
+    """edge-classify: see the module's docstring. argparse, not click: it starts 50 ms sooner."""
     start = time.perf_counter()
+    args = parse_args(argv)
     from .classifier import DigitClassifier, Prediction, as_model_input
 
-    model_path = model_path or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+    model_path = args.model or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
     try:
-        classifier = DigitClassifier(model_path, runtime=runtime, threads=threads)
+        classifier = DigitClassifier(model_path, runtime=args.runtime, threads=args.threads)
     except EdgeError as e:
-        click.echo(f"edge-classify: error: {e}", err=True)
+        print(f"edge-classify: error: {e}", file=sys.stderr)
         sys.exit(USAGE_ERROR)
     loaded = time.perf_counter()
-    if verbose:
-        click.echo(f"loaded {model_path} on {classifier.runtime} in {1000 * (loaded - start):.1f} ms", err=True)
+    if args.verbose:
+        print(f"loaded {model_path} on {classifier.runtime} in {1000 * (loaded - start):.1f} ms", file=sys.stderr)
 
     names, digits, failures = [], [], 0
-    for name, source in expand_inputs(images):
+    for name, source in expand_inputs(args.images):
         try:
             if isinstance(source, ImageError):
                 raise source
             digits.append(as_model_input(source))
             names.append(name)
         except ImageError as e:
-            click.echo(f"{name}: error: {e}", err=True)
+            print(f"{name}: error: {e}", file=sys.stderr)
             failures += 1
     prepared = time.perf_counter()
     predictions: list[Prediction] = classifier.classify_many(digits, preprocess=False) if digits else []
     inferred = time.perf_counter()
 
     for name, digit, prediction in zip(names, digits, predictions):
-        click.echo(_format(name, prediction, top_k, as_json, classifier.runtime))
-        if show:
-            click.echo(render_ascii(digit))
-    if verbose and digits:
+        print(_format(name, prediction, args.top_k, args.json, classifier.runtime))
+        if args.show:
+            print(render_ascii(digit))
+    if args.verbose and digits:
         n = len(digits)
-        click.echo(f"preprocessing {1000 * (prepared - loaded) / n:.2f} ms/image, inference "
-                   f"{1000 * (inferred - prepared) / n:.3f} ms/image ({n} images), total "
-                   f"{1000 * (time.perf_counter() - start):.1f} ms", err=True)
+        print(f"preprocessing {1000 * (prepared - loaded) / n:.2f} ms/image, inference "
+              f"{1000 * (inferred - prepared) / n:.3f} ms/image ({n} images), total "
+              f"{1000 * (time.perf_counter() - start):.1f} ms", file=sys.stderr)
     sys.exit(1 if failures else 0)
+
+
+class _VersionAction(argparse.Action):
+    """--version, looked up only when asked for: importlib.metadata alone costs 50 ms of start-up."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"edge-classify {version('lstm-edge')}")
+        except PackageNotFoundError:  # running from a checkout
+            print("edge-classify (not installed)")
+        parser.exit()
 
 
 def _format(name: str, prediction, top_k: int, as_json: bool, runtime: str) -> str:
@@ -105,4 +129,4 @@ def _format(name: str, prediction, top_k: int, as_json: bool, runtime: str) -> s
 
 
 if __name__ == "__main__":
-    main(prog_name="edge-classify")
+    main()

@@ -23,7 +23,7 @@ from .preprocess import IMAGE_SIZE, NUM_CLASSES
 RUNTIMES = ("litert", "tflite-runtime", "tensorflow")
 _PACKAGES = {"litert": "ai_edge_litert", "tflite-runtime": "tflite_runtime", "tensorflow": "tensorflow"}
 # Ops that keep state in variables between invokes: the interpreter must be reset per digit.
-_STATEFUL_OPS = (
+_STATEFUL_OPS = {
     "UNIDIRECTIONAL_SEQUENCE_LSTM",
     "UNIDIRECTIONAL_SEQUENCE_RNN",
     "BIDIRECTIONAL_SEQUENCE_LSTM",
@@ -31,7 +31,7 @@ _STATEFUL_OPS = (
     "SVDF",
     "VAR_HANDLE",
     "ASSIGN_VARIABLE",
-)
+}
 DEFAULT_BATCH = 64
 MODEL_SUFFIX = ".tflite"
 
@@ -107,9 +107,7 @@ class TFLiteModel:
             raise ModelError(f"{self.path}: input shape {list(in_shape)} is not [batch, 28, 28]")
         if len(out_shape) != 2 or out_shape[1] != NUM_CLASSES:
             raise ModelError(f"{self.path}: output shape {list(out_shape)} is not [batch, 10]")
-        ops = {op["op_name"] for op in self._interpreter._get_ops_details()}
-        self.stateful = any(name in ops for name in _STATEFUL_OPS)
-        self.op_count = len(self._interpreter._get_ops_details())
+        self.stateful = bool(_STATEFUL_OPS & _op_names(self._interpreter))
 
     @property
     def input_dtype(self) -> np.dtype:
@@ -208,6 +206,14 @@ def _read_model(path: str) -> bytes:
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise ModelError(f"{path}: not a TFLite model (no TFL3 identifier)")
     return data
+
+
+def _op_names(interpreter) -> set[str]:
+    """The names of the ops in the model's graph."""
+    wrapper = getattr(interpreter, "_interpreter", None)
+    if hasattr(wrapper, "NodeName") and hasattr(wrapper, "NumNodes"):  # 0.3 ms, not 15 ms: start-up counts
+        return {wrapper.NodeName(i) for i in range(wrapper.NumNodes())}
+    return {op["op_name"] for op in interpreter._get_ops_details()}
 
 
 @contextlib.contextmanager

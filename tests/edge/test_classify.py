@@ -12,7 +12,7 @@ from edge import DigitClassifier, ImageError, ModelError, Prediction, scale_pixe
 from tests.conftest import EDGE_CLASSIFY, ROOT, accuracy, run_cli
 from tests.edge.test_preprocess import off_centre_transparent, paper_photo
 
-IMAGES = 200  # held-out sample digits saved as files, per form
+IMAGES = 500  # held-out sample digits saved as files, per form: 1 point is 5 digits
 
 
 @pytest.fixture(scope="module")
