@@ -80,10 +80,13 @@ def export_run(
     try:
         run = load_run(run_path)
         data = run.load_data()
+        if not 1 <= representative <= len(data.x_train):
+            raise ExportError(f"--representative {representative}: choose 1 to {len(data.x_train):,}, "
+                              f"the training digits of {data.name}")
         calibration, _ = balanced_subset(data.x_train, data.y_train, representative, seed=run.training.seed)
         model = restore_model(run)
     except TrainError as e:
-        raise ExportError(str(e).replace("asked for", "--representative asked for")) from None
+        raise ExportError(str(e)) from None
     weights = get_weights(model)
     digits, labels = scale_pixels(data.x_test), data.y_test
     logits = predict_logits(model, digits)

@@ -118,9 +118,12 @@ def _resumed_settings(ctx, path: Path, epochs: int):
     saved = {"units": run.model.units, "cell": run.model.cell, "batch_size": run.training.batch_size,
              "lr": run.training.lr, "clip_norm": run.training.clip_norm, "seed": run.training.seed,
              "augment": run.training.augment, "dataset": run.dataset, "data_path": run.data_path}
+    given = dict(ctx.params)
+    if given.get("data_path"):
+        given["data_path"] = str(Path(given["data_path"]).resolve())  # the run keeps it resolved
     for name, value in saved.items():
         source = ctx.get_parameter_source(name)
-        if source == click.core.ParameterSource.COMMANDLINE and ctx.params[name] != value:
+        if source == click.core.ParameterSource.COMMANDLINE and given[name] != value:
             flag = "--" + name.replace("_path", "").replace("_", "-")
             raise TrainError(f"{path} was trained with {flag} {value}; a resumed run keeps its settings")
     if epochs <= run.epochs_done:
@@ -138,11 +141,11 @@ def _train(out_path, model_config, train_config, dataset, data_path, device, str
     def on_start(trainer, data, devices):
         click.echo(f"{data.describe()} | {model_config.cell} LSTM, {model_config.units} units | {devices}")
 
-    def on_epoch(epoch):
+    def on_epoch(epoch, steps):
         if quiet:
             return None
         click.echo(f"Epoch {epoch}/{train_config.epochs}")
-        bar = keras.utils.Progbar(on_epoch.steps, stateful_metrics=["loss", "acc", "digits/s"])
+        bar = keras.utils.Progbar(steps, stateful_metrics=["loss", "acc", "digits/s"])
         return lambda step, metrics: bar.update(step, list(metrics.items()))
 
     def on_epoch_end(r):
@@ -150,12 +153,8 @@ def _train(out_path, model_config, train_config, dataset, data_path, device, str
                    f"test loss {r.val_loss:.4f}, test accuracy {100 * r.val_accuracy:.2f}% | "
                    f"{r.digits_per_second:,.0f} digits/s, {r.seconds:.1f} s")
 
-    def start(trainer, data, devices):
-        on_epoch.steps = trainer.steps_per_epoch
-        on_start(trainer, data, devices)
-
     history = train_run(out_path, model_config, train_config, dataset, data_path, device, strategy, resume,
-                        on_start=start, on_epoch=on_epoch, on_epoch_end=on_epoch_end)
+                        on_start=on_start, on_epoch=on_epoch, on_epoch_end=on_epoch_end)
     click.echo(f"saved {out_path} (test accuracy {100 * history[-1].val_accuracy:.2f}% after {len(history)} epochs)")
 
 

@@ -124,7 +124,7 @@ def train_run(
     strategy_name: str = "none",
     resume: bool = False,
     on_start: Optional[Callable[[Trainer, Dataset, str], None]] = None,
-    on_epoch: Optional[Callable[[int], Callable]] = None,
+    on_epoch: Optional[Callable[[int, int], Optional[Callable]]] = None,
     on_epoch_end: Optional[Callable[[EpochResult], None]] = None,
 ) -> list[EpochResult]:
     """Train a new run into `out`, or resume the one there, saving after every epoch.
@@ -158,7 +158,7 @@ def train_run(
     if on_start:
         on_start(trainer, data, f"{device_name}, {strategy.num_replicas_in_sync} replica(s)")
     for epoch in range(len(history) + 1, train_config.epochs + 1):
-        result = trainer.fit_epoch(epoch, on_epoch(epoch) if on_epoch else None)
+        result = trainer.fit_epoch(epoch, on_epoch(epoch, trainer.steps_per_epoch) if on_epoch else None)
         history.append(result)
         checkpoint.epoch.assign(epoch)
         if _is_chief():

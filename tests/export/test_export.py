@@ -61,7 +61,7 @@ def test_failed_parity_leaves_the_earlier_model_untouched(trained_run, int8_mode
 
 @pytest.mark.parametrize("args, message", [
     (("--quantize", "int4"), "Invalid value for '--quantize'"),
-    (("--representative", "999999"), "--representative asked for 999999"),
+    (("--representative", "999999"), "--representative 999999: choose 1 to 4,000"),
     (("--out", "/nonexistent/dir/model.tflite"), "does not exist"),
     (("--out", "model.onnx"), "must end in .tflite"),
     (("--tolerance", "-1"), "--tolerance must be between"),
