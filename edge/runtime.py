@@ -22,16 +22,17 @@ from .preprocess import IMAGE_SIZE, NUM_CLASSES
 # have; TensorFlow only as a last resort, since the edge must never need it.
 RUNTIMES = ("litert", "tflite-runtime", "tensorflow")
 _PACKAGES = {"litert": "ai_edge_litert", "tflite-runtime": "tflite_runtime", "tensorflow": "tensorflow"}
-# Ops that keep state in variables between invokes: the interpreter must be reset per digit.
-_STATEFUL_OPS = {
+# Ops that keep state in variable tensors between invokes: reset_all_variables() clears it.
+_VARIABLE_TENSOR_OPS = {
     "UNIDIRECTIONAL_SEQUENCE_LSTM",
     "UNIDIRECTIONAL_SEQUENCE_RNN",
     "BIDIRECTIONAL_SEQUENCE_LSTM",
     "BIDIRECTIONAL_SEQUENCE_RNN",
     "SVDF",
-    "VAR_HANDLE",
-    "ASSIGN_VARIABLE",
 }
+# Ops that keep state in resource variables: reset_all_variables() does not touch those (seen in
+# LiteRT 2.3 and tflite-runtime 2.14), so such a model gets a fresh interpreter per digit.
+_RESOURCE_VARIABLE_OPS = {"VAR_HANDLE", "ASSIGN_VARIABLE"}
 DEFAULT_BATCH = 64
 MODEL_SUFFIX = ".tflite"
 
@@ -92,12 +93,8 @@ class TFLiteModel:
         self.manifest = check_manifest(self.path, data)
         self.runtime = load_runtime(runtime)
         self.threads = threads
-        try:
-            with native_stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate" etc.
-                self._interpreter = self.runtime.interpreter_class(model_content=data, num_threads=threads)
-                self._interpreter.allocate_tensors()
-        except (ValueError, RuntimeError, SystemError) as e:
-            raise ModelError(f"{self.path}: {self.runtime.name} cannot load it: {_first_line(e)}") from None
+        self._data = data
+        self._interpreter = self._new_interpreter()
         inputs, outputs = self._interpreter.get_input_details(), self._interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(f"{self.path}: expected 1 input and 1 output, found {len(inputs)} and {len(outputs)}")
@@ -107,7 +104,9 @@ class TFLiteModel:
             raise ModelError(f"{self.path}: input shape {list(in_shape)} is not [batch, 28, 28]")
         if len(out_shape) != 2 or out_shape[1] != NUM_CLASSES:
             raise ModelError(f"{self.path}: output shape {list(out_shape)} is not [batch, 10]")
-        self.stateful = bool(_STATEFUL_OPS & _op_names(self._interpreter))
+        ops = _op_names(self._interpreter)
+        self._resource_state = bool(_RESOURCE_VARIABLE_OPS & ops)
+        self.stateful = self._resource_state or bool(_VARIABLE_TENSOR_OPS & ops)
 
     @property
     def input_dtype(self) -> np.dtype:
@@ -155,12 +154,23 @@ class TFLiteModel:
         """One invoke on a batch (n, 28, 28) float32; resizes the input when n changes."""
         if len(batch) != self.batch_size:
             self._resize(len(batch))
+        if self._resource_state:
+            self._interpreter = self._new_interpreter()
         interpreter = self._interpreter
         if self.stateful:
             interpreter.reset_all_variables()  # a fused LSTM keeps its state between invokes
         interpreter.set_tensor(self._input["index"], quantize(batch, self._input))
         interpreter.invoke()
         return dequantize(interpreter.get_tensor(self._output["index"]), self._output)
+
+    def _new_interpreter(self):
+        try:
+            with native_stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate" etc.
+                interpreter = self.runtime.interpreter_class(model_content=self._data, num_threads=self.threads)
+                interpreter.allocate_tensors()
+        except (ValueError, RuntimeError, SystemError) as e:
+            raise ModelError(f"{self.path}: {self.runtime.name} cannot load it: {_first_line(e)}") from None
+        return interpreter
 
     def _resize(self, n: int) -> None:
         if self.stateful and n != 1:

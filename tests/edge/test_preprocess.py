@@ -184,3 +184,23 @@ def test_corrupted_png_bytes_give_the_documented_error(position, garbage):
     start = 40 + position * 50
     data[start : start + len(garbage)] = garbage
     check_only_documented_errors(bytes(data))
+
+
+@pytest.mark.parametrize("fmt, mode", [
+    ("BMP", "L"), ("GIF", "P"), ("WEBP", "RGB"), ("TIFF", "L"), ("TIFF", "I;16"), ("PNG", "RGBA"), ("PNG", "P"),
+])
+def test_every_format_and_mode_reads_the_same_digit(sample, tmp_path, fmt, mode):
+    digit = sample.x_test[150]
+    if fmt == "WEBP" and not __import__("PIL.features", fromlist=["check"]).check("webp"):
+        pytest.skip("this Pillow has no WebP support")
+    image = Image.fromarray(255 - digit)  # dark ink on white paper
+    if mode == "I;16":
+        image = Image.fromarray((255 - digit).astype(np.uint16) * 257)
+    elif mode == "RGBA":
+        image = Image.fromarray(np.dstack([np.zeros_like(digit)] * 3 + [digit]), "RGBA")  # ink in alpha
+    elif mode != "L":
+        image = image.convert(mode)
+    path = tmp_path / f"digit.{fmt.lower()}"
+    image.save(path, fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    out = preprocess_image(path)
+    assert np.corrcoef(out.ravel(), scale_pixels(digit).ravel())[0, 1] > 0.95, (fmt, mode)
