@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RUN ?= runs/demo
 EPOCHS ?= 12
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-pi lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+## test-pi: the edge package on an emulated Raspberry Pi (needs qemu-user-static and arm64 apt sources)
+test-pi: $(BIN)/.installed
+	$(BIN)/python -m pytest -q tests/pi
 
 ## bench: lstm-edge beside its baselines on this machine -> benchmarks/results/ and the README
 bench: $(BIN)/.installed

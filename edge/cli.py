@@ -91,10 +91,14 @@ def main(argv=None) -> None:
     predictions: list[Prediction] = classifier.classify_many(digits, preprocess=False) if digits else []
     inferred = time.perf_counter()
 
-    for name, digit, prediction in zip(names, digits, predictions):
-        print(_format(name, prediction, args.top_k, args.json, classifier.runtime))
-        if args.show:
-            print(render_ascii(digit))
+    try:
+        for name, digit, prediction in zip(names, digits, predictions):
+            print(_format(name, prediction, args.top_k, args.json, classifier.runtime))
+            if args.show:
+                print(render_ascii(digit))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `edge-classify photos/ | head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     if args.verbose and digits:
         n = len(digits)
         print(f"preprocessing {1000 * (prepared - loaded) / n:.2f} ms/image, inference "
