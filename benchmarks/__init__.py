@@ -1,0 +1,1 @@
+"""`make bench`: lstm-edge beside its baselines, on this machine."""

@@ -34,7 +34,6 @@ _VARIABLE_TENSOR_OPS = {
 # LiteRT 2.3 and tflite-runtime 2.14), so such a model gets a fresh interpreter per digit.
 _RESOURCE_VARIABLE_OPS = {"VAR_HANDLE", "ASSIGN_VARIABLE"}
 DEFAULT_BATCH = 64
-MODEL_SUFFIX = ".tflite"
 
 
 def installed_runtimes() -> list[str]:
@@ -107,16 +106,6 @@ class TFLiteModel:
         ops = _op_names(self._interpreter)
         self._resource_state = bool(_RESOURCE_VARIABLE_OPS & ops)
         self.stateful = self._resource_state or bool(_VARIABLE_TENSOR_OPS & ops)
-
-    @property
-    def input_dtype(self) -> np.dtype:
-        return np.dtype(self._input["dtype"])
-
-    @property
-    def input_quantization(self) -> tuple[float, int]:
-        """(scale, zero point) of the input; (0.0, 0) for a float input."""
-        scale, zero_point = self._input["quantization"]
-        return float(scale), int(zero_point)
 
     def io_contract(self) -> dict[str, dict[str, Any]]:
         """The input and output tensors as the model declares them (batch 1 as exported)."""

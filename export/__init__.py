@@ -1,0 +1,1 @@
+"""Export: checkpoint to TFLite, parity on the edge runtimes, manifest (`lstm-edge export`)."""

@@ -1,0 +1,1 @@
+"""Training: data, the LSTM model, the loop and run folders (`lstm-edge train`, `evaluate`)."""
