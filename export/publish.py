@@ -21,6 +21,7 @@ from train.data import balanced_subset
 from train.errors import TrainError
 from train.loop import predict_logits
 from train.model import get_weights
+from train.reference import softmax
 from train.run import load_run, restore_model
 
 from .convert import convert
@@ -89,9 +90,7 @@ def export_run(
         raise ExportError(str(e)) from None
     weights = get_weights(model)
     digits, labels = scale_pixels(data.x_test), data.y_test
-    logits = predict_logits(model, digits)
-    reference = np.exp(logits - logits.max(-1, keepdims=True))
-    reference /= reference.sum(-1, keepdims=True)
+    reference = softmax(predict_logits(model, digits).astype(np.float64))
     log(f"{run.path}: {run.model.cell} LSTM, {run.model.units} units; TensorFlow float accuracy "
         f"{100 * np.mean(reference.argmax(-1) == labels):.2f}% on {len(labels):,} test digits of {data.name}")
 

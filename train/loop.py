@@ -193,13 +193,9 @@ class Trainer:
     def steps_per_epoch(self) -> int:
         return math.ceil(len(self.x_train) / self.config.batch_size)
 
-    def predict_logits(self, digits: np.ndarray) -> np.ndarray:
-        """Logits (N, 10) for float digits (N, 28, 28), in batches."""
-        return predict_logits(self._predict, digits)
-
     def evaluate(self) -> tuple[float, float]:
         """(loss, accuracy) on the test split."""
-        logits = self.predict_logits(self.x_test)
+        logits = predict_logits(self._predict, self.x_test)
         loss = float(np.mean(keras.losses.sparse_categorical_crossentropy(self.y_test, logits, from_logits=True)))
         return loss, float(np.mean(np.argmax(logits, -1) == self.y_test))
 

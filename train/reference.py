@@ -11,6 +11,12 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (np.tanh(0.5 * x) + 1.0)  # equal to 1 / (1 + exp(-x)), without overflow
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities from logits (..., 10), without overflow."""
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def forward(weights: dict[str, np.ndarray], digits: np.ndarray) -> np.ndarray:
     """Class probabilities for digits, one gate equation a line.
 
@@ -30,6 +36,4 @@ def forward(weights: dict[str, np.ndarray], digits: np.ndarray) -> np.ndarray:
         i, f, g, o = np.split(z, 4, axis=-1)  # (B, U) each: input, forget, cell, output
         c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
         h = sigmoid(o) * np.tanh(c)
-    logits = h @ weights["dense_kernel"] + weights["dense_bias"]  # (B, 10)
-    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    return softmax(h @ weights["dense_kernel"] + weights["dense_bias"])  # (B, 10)
