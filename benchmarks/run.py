@@ -1,10 +1,14 @@
-"""`make bench`: one run that measures lstm-edge beside its baselines on this machine, and writes
-benchmarks/results/results.json, results.md and the README's table.
+"""`make bench` / `lstm-edge bench`: one run that measures lstm-edge beside its baselines on this
+machine and writes benchmarks/results/ (results.json, results.md, chart.png) and the README's table.
 
-    python -m benchmarks.run [--run RUN] [--repeats N]
+    python -m benchmarks.run [--run RUN] [--repeats N] [--epochs N] [--modes none,int8] [--out DIR]
 
 Without --run it trains the quickstart model (mnist-sample, 12 epochs, --augment, seed 0) first.
-Every figure is a median over repeats; the machine and runtime versions are written beside it.
+In the same run, with the same trained weights: every export mode on every installed edge
+runtime; the fused Keras-LSTM TFLite model (float32 and int8); numpy; TensorFlow on the CPU; the
+runtime's own limits for this model (benchmarks.roofline); `edge-classify` cold starts; training
+throughput against `keras.layers.LSTM` with `model.fit`. Each figure is a median over repeats;
+the machine and the runtime versions are written beside it.
 """
 
 from __future__ import annotations
@@ -20,17 +24,20 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
-ROOT = Path(__file__).resolve().parent.parent
+import numpy as np
+
+from export.modes import MODES
+
+from .child import ROOT, python, python_json
+from .errors import BenchError
+
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 DIGIT = ROOT / "examples" / "digits" / "7.png"
-
-
-def python(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, check=True, **kwargs)
+LATENCY_REPEATS = 2000  # batch-1 invokes per model, runtime and thread count
 
 
 def machine() -> dict:
@@ -47,81 +54,163 @@ def machine() -> dict:
 
 def cold_start(model: Path, runtime: str, repeats: int) -> dict:
     """Wall time of `edge-classify digit.png` from process start to answer: median and spread.
-    The installed console script is timed, as a user runs it."""
+
+    The installed console script is timed, as a user runs it, with bytecode caches as an install
+    leaves them (one untimed run first writes any missing ones, PYTHONDONTWRITEBYTECODE aside).
+    """
     script = Path(sys.executable).with_name("edge-classify")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "edge.cli"]
+    command += [str(DIGIT), "--model", str(model), "--runtime", runtime]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run(command, check=True, capture_output=True, env=env)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        subprocess.run([*command, str(DIGIT), "--model", str(model), "--runtime", runtime], check=True,
-                       capture_output=True)
+        subprocess.run(command, check=True, capture_output=True, env=env)
         times.append(time.perf_counter() - start)
     return {"runtime": runtime, "median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
             "repeats": repeats}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", help="a trained run folder (default: train the quickstart model)")
-    parser.add_argument("--repeats", type=int, default=15, help="cold starts timed per runtime")
-    parser.add_argument("--epochs", type=int, default=5, help="training epochs timed per trainer")
-    args = parser.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as work:
-        work = Path(work)
-        run = Path(args.run) if args.run else work / "run"
-        if not args.run:
-            print("training the quickstart model ...", flush=True)
-            python("-m", "train.cli", "train", "--dataset", "mnist-sample", "--epochs", "12", "--augment",
-                   "--quiet", "--out", str(run))
-        models = {}
-        for mode in ("none", "int8"):
-            print(f"exporting {mode} ...", flush=True)
-            models[mode] = work / f"{mode}.tflite"
-            python("-m", "train.cli", "export", str(run), "--quantize", mode, "--out", str(models[mode]))
-        manifests = {mode: json.loads(path.with_suffix(".json").read_text()) for mode, path in models.items()}
-        print("edge-bench ...", flush=True)
-        inference = {mode: json.loads(python("-m", "edge.bench", str(path), "--json").stdout)
-                     for mode, path in models.items()}
-        print("cold starts ...", flush=True)
-        starts = [cold_start(models["int8"], runtime, args.repeats) for runtime in ("litert", "tflite-runtime")]
-        print("training throughput ...", flush=True)
-        training = json.loads(python("-m", "benchmarks.training", "--epochs", str(args.epochs), "--json").stdout)
-    results = {
+def edge_accuracy(model: Path, digits_file: Path, labels: np.ndarray, reference: np.ndarray) -> dict:
+    """Accuracy and agreement with the float model of a TFLite model on each installed edge runtime."""
+    from export.verify import edge_runtimes, run_edge
+
+    checks = {}
+    for runtime in edge_runtimes():
+        probabilities, _ = run_edge(model, digits_file, runtime, timing=0)
+        predicted = probabilities.argmax(-1)
+        checks[runtime] = {"accuracy": float(np.mean(predicted == labels)),
+                           "agreement": float(np.mean(predicted == reference))}
+    return checks
+
+
+def measure(run: Path | None, work: Path, modes: tuple[str, ...], repeats: int, epochs: int,
+            log: Callable[[str], None]) -> dict:
+    if run is None:
+        run = work / "run"
+        log("training the quickstart model (mnist-sample, 12 epochs, --augment) ...")
+        python("-m", "train.cli", "train", "--dataset", "mnist-sample", "--epochs", "12", "--augment", "--quiet",
+               "--out", str(run))
+    rows = []  # one per model x runtime: what the table and the chart show
+
+    def edge_bench(path: Path) -> list[dict]:
+        return python_json("-m", "edge.bench", str(path), "--json", "--repeats", str(LATENCY_REPEATS))["results"]
+
+    for mode in modes:
+        log(f"exporting {mode} and timing it on every runtime ...")
+        path = work / f"lstm-edge-{mode}.tflite"
+        python("-m", "train.cli", "export", str(run), "--quantize", mode, "--out", str(path))
+        manifest = json.loads(path.with_suffix(".json").read_text())
+        checks = {c["runtime"]: c for c in manifest["parity"]["verified_on"]}
+        rows += _rows(f"lstm-edge {'float32' if mode == 'none' else mode}", "lstm-edge", manifest["size_bytes"],
+                      checks, edge_bench(path))
+    float_accuracy = manifest["parity"]["float_accuracy"]
+
+    log("baselines: the fused Keras LSTM (tf_keras), numpy, TensorFlow ...")
+    baselines = python_json("-m", "benchmarks.baselines", str(run), str(work))
+    digits_file = work / baselines["test_digits_file"]
+    labels, reference = np.load(work / baselines["test_labels_file"]), np.load(work / baselines["float_answers_file"])
+    for label, model in baselines["fused"].items():
+        rows += _rows(f"Keras fused LSTM {label}", "fused", Path(model).stat().st_size,
+                      edge_accuracy(Path(model), digits_file, labels, reference), edge_bench(Path(model)))
+    for key in ("numpy", "tensorflow"):
+        b = baselines[key]
+        rows.append({"model": b["name"], "family": key, "runtime": key if key == "numpy" else "tensorflow",
+                     "version": b["version"], "size_bytes": b["size_bytes"], "accuracy": b["accuracy"],
+                     "agreement": b["agreement"], "p50_us": b["p50_us"], "p99_us": b["p99_us"],
+                     "digits_per_second": b["digits_per_second"], "best": f"batch {b['batch_size']}",
+                     "repeats": b["repeats"]})
+
+    log("the runtime's limits for this model ...")
+    (work / "roofline").mkdir()
+    roofline = python_json("-m", "benchmarks.roofline", str(work / "roofline"), "--json")
+    log("graph layouts of the same arithmetic ...")
+    (work / "layouts").mkdir()
+    layouts = python_json("-m", "benchmarks.layouts", str(run), str(work / "layouts"), "--json")
+    log("cold starts ...")
+    int8 = work / "lstm-edge-int8.tflite"
+    if not int8.exists():
+        python("-m", "train.cli", "export", str(run), "--quantize", "int8", "--out", str(int8))
+    starts = [cold_start(int8, runtime, repeats) for runtime in _edge_runtimes()]
+    log("training throughput ...")
+    training = python_json("-m", "benchmarks.training", "--epochs", str(epochs), "--json")
+    return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
-        "models": {mode: {"size_bytes": m["size_bytes"], "float_accuracy": m["parity"]["float_accuracy"],
-                          "verified_on": m["parity"]["verified_on"]} for mode, m in manifests.items()},
-        "inference": inference,
+        "test_digits": len(labels),
+        "dataset": baselines["dataset"],
+        "float_accuracy": float_accuracy,
+        "rows": rows,
+        "roofline": roofline,
+        "layouts": layouts,
         "cold_start": starts,
         "training": training,
     }
-    (RESULTS / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    table = render(results)
-    (RESULTS / "results.md").write_text(table + "\n")
-    update_readme(table)
-    print(table)
+
+
+def _rows(name: str, family: str, size: int, checks: dict, results: list[dict]) -> list[dict]:
+    """Table rows of one TFLite model: per runtime, 1-thread latency and the best batched rate."""
+    rows = []
+    for runtime in dict.fromkeys(r["runtime"] for r in results):
+        mine = [r for r in results if r["runtime"] == runtime]
+        single = next(r for r in mine if r["threads"] == 1)
+        best = max(mine, key=lambda r: r["digits_per_second"])
+        check = checks.get(runtime, {})
+        rows.append({"model": name, "family": family, "runtime": runtime, "version": single["version"],
+                     "size_bytes": size, "accuracy": check.get("accuracy"), "agreement": check.get("agreement"),
+                     "p50_us": single["p50_us"], "p99_us": single["p99_us"],
+                     "digits_per_second": best["digits_per_second"],
+                     "best": f"{best['threads']} thread{'s' * (best['threads'] > 1)}, batch {best['batch_size']}",
+                     "repeats": single["repeats"]})
+    return rows
+
+
+def _edge_runtimes() -> list[str]:
+    from export.verify import edge_runtimes
+
+    return edge_runtimes()
 
 
 def render(r: dict) -> str:
-    m = r["machine"]
+    """The markdown the README shows."""
+    m, roof = r["machine"], r["roofline"]
     lines = [f"Measured by `make bench` on {m['cpu']} ({m['cores']} cores, {m['machine']}, Python {m['python']}), "
-             f"{r['created'][:10]}. Medians; the machine is shared and noisy.", "",
-             "| model | runtime | size | accuracy | agreement | batch-1 p50 (1 thread) | p99 "
-             "| digits/s (batched, all cores) |",
-             "|---|---|---|---|---|---|---|---|"]
-    for mode, model in r["models"].items():
-        checks = {c["runtime"]: c for c in model["verified_on"]}
-        for res in r["inference"][mode]["results"]:
-            if res["threads"] != 1:
-                continue
-            same_runtime = [x for x in r["inference"][mode]["results"] if x["runtime"] == res["runtime"]]
-            batched = max(x["digits_per_second"] for x in same_runtime)
-            check = checks.get(res["runtime"], {})
-            lines.append(f"| {'float32' if mode == 'none' else mode} | {res['runtime']} {res['version']} | "
-                         f"{model['size_bytes'] / 1024:.1f} KB | {100 * check.get('accuracy', float('nan')):.2f}% | "
-                         f"{100 * check.get('agreement', float('nan')):.2f}% | {res['p50_us']:.0f} us | "
-                         f"{res['p99_us']:.0f} us | {batched:,.0f} |")
+             f"{r['created'][:10]}, all in one run with the same trained weights. Accuracy on the "
+             f"{r['test_digits']:,} held-out {r['dataset']} digits (float model {100 * r['float_accuracy']:.1f}%); "
+             "latency = batch-1 `classify` of a ready 28x28 array through the Python API on 1 thread, "
+             f"median (p50) and p99 of {LATENCY_REPEATS:,} calls; digits/s = the best of 1 and "
+             f"{m['cores']} threads x batch 16, 64, 256. The machine is shared and noisy.", "",
+             "| model | runtime | size | accuracy | agreement | p50 | p99 | digits/s | best at |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in r["rows"]:
+        acc = "-" if row["accuracy"] is None else f"{100 * row['accuracy']:.1f}%"
+        agree = "-" if row["agreement"] is None else f"{100 * row['agreement']:.1f}%"
+        lines.append(f"| {row['model']} | {row['runtime']} {row['version']} | {row['size_bytes'] / 1024:.0f} KB | "
+                     f"{acc} | {agree} | {_us(row['p50_us'])} | {_us(row['p99_us'])} | "
+                     f"{row['digits_per_second']:,.0f} | {row['best']} |")
+    ours = _pick(r["rows"], "lstm-edge int8", "litert")
+    fused = _pick(r["rows"], "Keras fused LSTM int8", "litert")
+    if ours and fused:
+        lines += ["", f"Default `--quantize` model (int8) on LiteRT against the fused Keras LSTM int8 on LiteRT: "
+                      f"**{fused['p50_us'] / ours['p50_us']:.1f}x** lower batch-1 latency, "
+                      f"**{ours['digits_per_second'] / fused['digits_per_second']:.1f}x** the batched throughput "
+                      f"(accuracy {100 * ours['accuracy']:.1f}% vs {100 * fused['accuracy']:.1f}%)."]
+    lines += ["", f"The runtime's limits for this model here ({roof['runtime']}, medians of {roof['rounds']} rounds): "
+              f"one (1, 128) @ (128, 512) recurrent product takes {roof['gemv_us']['gemv-int8']:.1f} us in int8 "
+              f"({roof['gemv_us']['gemv-float32']:.1f} us float32), and a digit needs 27 of them in a row: "
+              f"**batch-1 floor {roof['latency_floor_us']:.0f} us**. The best matrix-product rate is "
+              f"{max(roof['gemm_gmacs'].values()):.0f} G multiply-adds/s on {roof['gemm_threads']} threads and a digit "
+              f"needs {roof['macs_per_digit'] / 1e6:.2f} M: **throughput ceiling "
+              f"{roof['throughput_ceiling']:,.0f} digits/s**."]
+    lay = r["layouts"]
+    lines += ["", f"The same arithmetic in other graph layouts (`benchmarks/layouts.py`), int8 on {lay['runtime']}, "
+              f"batch 1, one thread, interpreter invoke alone, median of {lay['rounds']} interleaved rounds of "
+              f"{lay['calls']} calls:", "",
+              "| layout | ops | size | invoke | agreement with float |", "|---|---|---|---|---|"]
+    for x in lay["results"]:
+        lines.append(f"| {x['layout']} | {x['ops']} | {x['size_bytes'] / 1024:.0f} KB | {x['invoke_us']:.0f} us | "
+                     f"{100 * x['agreement']:.1f}% |")
     lines += ["", "| `edge-classify digit.png`, process start to answer (int8) | median | min | max |",
               "|---|---|---|---|"]
     for s in r["cold_start"]:
@@ -132,16 +221,68 @@ def render(r: dict) -> str:
               f"{t['units']} units, median of {t['epochs_timed']} alternating epochs: lstm-edge "
               f"{t['lstm_edge_median']:,.0f} digits/s, `keras.layers.LSTM` with `model.fit` "
               f"{t['keras_fit_median']:,.0f} digits/s: **ratio {t['ratio']:.2f}** "
-              f"(TensorFlow {t['tensorflow']}, Keras {t['keras']})."]
+              f"(TensorFlow {t['tensorflow']}, Keras {t['keras']}).", "",
+              "![latency against accuracy](benchmarks/results/chart.png)"]
     return "\n".join(lines)
 
 
-def update_readme(table: str) -> None:
-    text = README.read_text()
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        tail = rest.split(END, 1)[1]
-        README.write_text(f"{head}{START}\n{table}\n{END}{tail}")
+def _pick(rows: list[dict], model: str, runtime: str):
+    return next((row for row in rows if row["model"] == model and row["runtime"] == runtime), None)
+
+
+def _us(value: float) -> str:
+    return f"{value / 1000:.2f} ms" if value >= 1000 else f"{value:.0f} us"
+
+
+def update_readme(table: str, readme: Path = README) -> bool:
+    """Replace the README's text between the bench markers; False when there is no such README."""
+    if not readme.exists():
+        return False
+    text = readme.read_text()
+    if START not in text or END not in text:
+        return False
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    readme.write_text(f"{head}{START}\n{table}\n{END}{tail}")
+    return True
+
+
+def run_benchmark(run: str | None = None, out: Path = RESULTS, repeats: int = 15, epochs: int = 5,
+                  modes: tuple[str, ...] = MODES, log: Callable[[str], None] = print) -> dict:
+    """The whole benchmark; writes results.json, results.md and chart.png to `out`, and the README
+    table when run from a checkout."""
+    from .chart import draw
+
+    if run is not None and not (Path(run) / "config.json").is_file():
+        raise BenchError(f"--run {run}: not a run folder (no config.json); train one with `lstm-edge train`")
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="lstm-edge-bench-") as work:
+        results = measure(Path(run) if run else None, Path(work), modes, repeats, epochs, log)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = render(results)
+    (out / "results.md").write_text(table + "\n")
+    draw(results, out / "chart.png")
+    if out.resolve() == RESULTS.resolve() and update_readme(table):
+        log(f"updated {README}")
+    log(table)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", help="a trained run folder (default: train the quickstart model)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where results go (default benchmarks/results)")
+    parser.add_argument("--repeats", type=int, default=15, help="cold starts timed per runtime")
+    parser.add_argument("--epochs", type=int, default=5, help="training epochs timed per trainer")
+    parser.add_argument("--modes", default=",".join(MODES), help="export modes to measure (comma-separated)")
+    args = parser.parse_args()
+    modes = tuple(m for m in args.modes.split(",") if m)
+    if not modes or any(m not in MODES for m in modes):
+        parser.error(f"--modes: choose from {', '.join(MODES)}")
+    try:
+        run_benchmark(args.run, args.out, args.repeats, args.epochs, modes, lambda message: print(message, flush=True))
+    except BenchError as e:
+        parser.exit(1, f"bench: error: {e}\n")
 
 
 if __name__ == "__main__":

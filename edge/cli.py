@@ -62,7 +62,24 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> None:
-    """edge-classify: see the module's docstring. argparse, not click: it starts 50 ms sooner."""
+    """The `edge-classify` console script: `classify`, then a fast exit.
+
+    Once the answers are out there is nothing to clean up (no file open for writing), and the
+    interpreter's normal shutdown with NumPy and an interpreter loaded costs ~50 ms of a ~350 ms
+    cold start here; so the streams are flushed and the process ends with os._exit. Call `classify`
+    to use the command from Python without ending the process.
+    """
+    code = classify(argv)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def classify(argv=None) -> int:
+    """edge-classify's work; returns the exit status. argparse, not click: it starts 50 ms sooner."""
     start = time.perf_counter()
     args = parse_args(argv)
     from .classifier import DigitClassifier, Prediction, as_model_input
@@ -72,7 +89,7 @@ def main(argv=None) -> None:
         classifier = DigitClassifier(model_path, runtime=args.runtime, threads=args.threads)
     except EdgeError as e:
         print(f"edge-classify: error: {e}", file=sys.stderr)
-        sys.exit(USAGE_ERROR)
+        return USAGE_ERROR
     loaded = time.perf_counter()
     if args.verbose:
         print(f"loaded {model_path} on {classifier.runtime} in {1000 * (loaded - start):.1f} ms", file=sys.stderr)
@@ -104,7 +121,7 @@ def main(argv=None) -> None:
         print(f"preprocessing {1000 * (prepared - loaded) / n:.2f} ms/image, inference "
               f"{1000 * (inferred - prepared) / n:.3f} ms/image ({n} images), total "
               f"{1000 * (time.perf_counter() - start):.1f} ms", file=sys.stderr)
-    sys.exit(1 if failures else 0)
+    return 1 if failures else 0
 
 
 class _VersionAction(argparse.Action):

@@ -47,13 +47,16 @@ def serving_function(weights: dict[str, np.ndarray], batch_size: int = SERVING_B
     return serve.get_concrete_function()
 
 
-def convert(weights: dict[str, np.ndarray], mode: str, representative: Optional[np.ndarray] = None) -> bytes:
+def convert(weights: dict[str, np.ndarray], mode: str, representative: Optional[np.ndarray] = None,
+            function=None) -> bytes:
     """Convert the weights' serving graph to a TFLite flatbuffer.
 
     Args:
       weights: the shared weight layout (train.model.get_weights).
       mode: one of MODES.
       representative: float32 digits (N, 28, 28) to calibrate int8 and int16x8 activations.
+      function: another serving graph of the same signature (the benchmark's layout candidates);
+        default serving_function(weights).
     Returns:
       the .tflite bytes.
     Raises:
@@ -62,7 +65,8 @@ def convert(weights: dict[str, np.ndarray], mode: str, representative: Optional[
     if mode not in MODES:
         raise ExportError(f"unknown quantization mode {mode!r}; choose from {', '.join(MODES)}")
     # The weights are constants, so no variables need tracking; a bare Module says so.
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([serving_function(weights)], tf.Module())
+    function = serving_function(weights) if function is None else function
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], tf.Module())
     if mode != "none":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         # tflite-runtime 2.14 lacks FULLY_CONNECTED v12 (per-channel dense weights): stay loadable.

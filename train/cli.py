@@ -1,4 +1,4 @@
-"""`lstm-edge`: train, evaluate, export and benchmark. Thin commands over the library.
+"""`lstm-edge`: train, evaluate, export and bench. Thin commands over the library.
 
 Subcommands load lazily, so `lstm-edge --help` answers without importing TensorFlow.
 """
@@ -41,6 +41,7 @@ class LazyGroup(click.Group):
         "train": "train.cli:train_command",
         "evaluate": "train.cli:evaluate_command",
         "export": "export.cli:export_command",
+        "bench": "benchmarks.cli:bench_command",
     },
 )
 @click.version_option(package_name="lstm-edge")

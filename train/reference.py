@@ -17,20 +17,22 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def forward(weights: dict[str, np.ndarray], digits: np.ndarray) -> np.ndarray:
+def forward(weights: dict[str, np.ndarray], digits: np.ndarray, dtype=np.float64) -> np.ndarray:
     """Class probabilities for digits, one gate equation a line.
 
     Args:
       weights: the shared layout (train.model.WEIGHT_NAMES).
       digits: float (B, 28, 28) in [0, 1].
+      dtype: float64 for the reference; float32 is the benchmark's numpy baseline.
     Returns:
-      float64 (B, 10) probabilities.
+      (B, 10) probabilities in `dtype`.
     """
-    x = np.asarray(digits, np.float64)
-    kernel, recurrent = weights["kernel"].astype(np.float64), weights["recurrent_kernel"].astype(np.float64)
+    x = np.asarray(digits, dtype)
+    weights = {name: np.asarray(value, dtype) for name, value in weights.items()}
+    kernel, recurrent = weights["kernel"], weights["recurrent_kernel"]
     units = recurrent.shape[0]
     z_x = x @ kernel + weights["bias"]  # (B, T, 4U)
-    h = c = np.zeros((len(x), units))  # (B, U)
+    h = c = np.zeros((len(x), units), dtype)  # (B, U)
     for t in range(x.shape[1]):
         z = z_x[:, t] + h @ recurrent  # (B, 4U)
         i, f, g, o = np.split(z, 4, axis=-1)  # (B, U) each: input, forget, cell, output

@@ -161,3 +161,22 @@ def test_edge_runs_without_tensorflow(int8_model, digit_files, tmp_path):
         assert len(done.stdout.splitlines()) == IMAGES
     done = run_cli("-c", "import edge, edge.cli, edge.bench, sys; print('tensorflow' in sys.modules)", env=env)
     assert done.stdout.strip() == "False"
+
+
+def test_edge_bench_reports_every_runtime_and_the_best_batch_size(int8_model):
+    done = run_cli("-m", "edge.bench", str(int8_model), "--json", "--repeats", "20", "--threads", "1",
+                   "--batch-size", "4", "--batch-size", "32")
+    report = json.loads(done.stdout)
+    assert [r["runtime"] for r in report["results"]] == ["litert", "tflite-runtime"]
+    for r in report["results"]:
+        assert r["threads"] == 1 and r["repeats"] == 20
+        assert 0 < r["p50_us"] <= r["p90_us"] <= r["p99_us"]
+        sizes = dict(r["by_batch_size"])
+        assert sorted(sizes) == [4, 32]
+        assert r["digits_per_second"] == max(sizes.values()) and sizes[r["batch_size"]] == r["digits_per_second"]
+
+
+@pytest.mark.parametrize("args", [("--batch-size", "0"), ("--threads", "0"), ("--repeats", "3")])
+def test_edge_bench_bad_arguments_exit_2(int8_model, args):
+    done = run_cli("-m", "edge.bench", str(int8_model), *args, check=False)
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("edge-bench: error:")

@@ -1,0 +1,29 @@
+"""Benchmark steps run in child processes: the edge runtimes measured without TensorFlow in the
+process (as on a device), and each step's own imports kept out of the others' timings."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .errors import BenchError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def python(*args: str) -> subprocess.CompletedProcess:
+    """`python ARGS` in a child process with this checkout first on the path; raises on failure."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        raise BenchError(f"`{' '.join(args[:4])} ...` failed: {reason}")
+    return done
+
+
+def python_json(*args: str):
+    """The last line of a child's standard output, as JSON."""
+    return json.loads(python(*args).stdout.strip().splitlines()[-1])

@@ -1,0 +1,142 @@
+"""The benchmark's parts: the fused Keras-LSTM baseline (and the edge's state reset on it), the
+runtime's limits, the report, and the command's bad input."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from benchmarks.roofline import MACS_PER_DIGIT
+from edge.runtime import installed_runtimes
+from tests.conftest import LSTM_EDGE, run_cli
+
+RUNTIMES = [r for r in ("litert", "tflite-runtime") if r in installed_runtimes()]
+DIGITS = 200
+
+BUILD_FUSED = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    import numpy as np
+    from benchmarks.baselines import FUSED_OP, fused_lstm_tflite, op_names
+    from edge.preprocess import scale_pixels
+    from train.loop import predict_logits
+    from train.model import get_weights
+    from train.run import load_run, restore_model
+    run, out, n = load_run(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    data = run.load_data()
+    model = restore_model(run)
+    digits = scale_pixels(data.x_test[:n])
+    calibration = scale_pixels(data.x_train[::40])
+    for name, quantized in (("float32", False), ("int8", True)):
+        flatbuffer = fused_lstm_tflite(get_weights(model), quantized, calibration)
+        assert FUSED_OP in op_names(flatbuffer), op_names(flatbuffer)
+        (out / f"fused-{name}.tflite").write_bytes(flatbuffer)
+    np.save(out / "digits.npy", digits)
+    np.save(out / "float.npy", predict_logits(model, digits).argmax(-1))
+""")
+
+CHECK_FUSED = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    import numpy as np
+    from edge.runtime import TFLiteModel, dequantize, quantize
+    folder, name, runtime = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    digits, answers = np.load(folder / "digits.npy"), np.load(folder / "float.npy")
+    model = TFLiteModel(str(folder / f"fused-{name}.tflite"), runtime=runtime)
+    assert model.stateful, "the fused LSTM keeps state between invokes: it must be detected"
+    agreement = np.mean(model.predict(digits).argmax(-1) == answers)
+    assert agreement >= 0.98, agreement
+    # Each answer equals a fresh interpreter's first answer for that digit...
+    with_reset = model.predict(digits[:20])
+    for digit, answer in zip(digits[:5], with_reset):
+        fresh = TFLiteModel(str(folder / f"fused-{name}.tflite"), runtime=runtime)
+        np.testing.assert_allclose(fresh.invoke(digit[None])[0], answer, atol=1e-6)
+    # ... while without the reset the fused op carries each digit's state into the next answer.
+    raw = model._interpreter
+    raw.reset_all_variables()
+    carried = []
+    for digit in digits[:20]:
+        raw.set_tensor(model._input["index"], quantize(digit[None], model._input))
+        raw.invoke()
+        carried.append(dequantize(raw.get_tensor(model._output["index"]), model._output)[0])
+    assert np.abs(np.array(carried) - with_reset).max() > 1e-2, "no state carried over: the test proves nothing"
+""")
+
+
+@pytest.fixture(scope="module")
+def fused(trained_run, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fused")
+    run_cli("-c", BUILD_FUSED, str(trained_run), str(folder), str(DIGITS))
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["float32", "int8"])
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_fused_keras_lstm_baseline_agrees_and_its_state_is_reset(fused, name, runtime):
+    run_cli("-c", CHECK_FUSED, str(fused), name, runtime)
+
+
+@pytest.mark.slow
+def test_roofline_measures_the_runtime_limits(tmp_path):
+    done = run_cli("-m", "benchmarks.roofline", str(tmp_path), "--json")
+    r = json.loads(done.stdout)
+    assert MACS_PER_DIGIT == 28 * 28 * 512 + 27 * 128 * 512 + 128 * 10 == r["macs_per_digit"]
+    assert 0 < r["gemv_us"]["gemv-int8"] < 1000 and 0 < r["gemv_us"]["gemv-float32"] < 1000
+    assert r["latency_floor_us"] == pytest.approx(27 * min(r["gemv_us"].values()))
+    assert r["throughput_ceiling"] == pytest.approx(max(r["gemm_gmacs"].values()) * 1e9 / MACS_PER_DIGIT)
+
+
+def results_fixture() -> dict:
+    def row(model, family, runtime, p50, rate, accuracy):
+        return {"model": model, "family": family, "runtime": runtime, "version": "1.0", "size_bytes": 100_000,
+                "accuracy": accuracy, "agreement": 0.99, "p50_us": p50, "p99_us": 2 * p50,
+                "digits_per_second": rate, "best": "2 threads, batch 64", "repeats": 100}
+
+    return {
+        "created": "2026-11-29T00:00:00+00:00",
+        "machine": {"cpu": "Test CPU", "cores": 2, "machine": "x86_64", "python": "3.11"},
+        "test_digits": 1000, "dataset": "mnist-sample", "float_accuracy": 0.97,
+        "rows": [row("lstm-edge int8", "lstm-edge", "litert", 150.0, 20_000.0, 0.97),
+                 row("Keras fused LSTM int8", "fused", "litert", 1500.0, 600.0, 0.96),
+                 row("numpy float32", "numpy", "numpy", 2500.0, 3000.0, 0.97)],
+        "roofline": {"runtime": "litert 2.3", "rounds": 9, "gemv_us": {"gemv-int8": 3.0, "gemv-float32": 7.0},
+                     "gemm_gmacs": {"gemm-int8": 60.0, "gemm-float32": 65.0}, "gemm_threads": 2,
+                     "macs_per_digit": MACS_PER_DIGIT, "latency_floor_us": 81.0, "throughput_ceiling": 29_924.0},
+        "layouts": {"runtime": "litert 2.3", "rounds": 15, "calls": 200, "results": [
+            {"layout": "export (i,f,o,c)", "ops": 337, "size_bytes": 135_000, "invoke_us": 120.0, "agreement": 0.995}]},
+        "cold_start": [{"runtime": "litert", "median_s": 0.4, "min_s": 0.3, "max_s": 0.5, "repeats": 5}],
+        "training": {"digits": 4000, "dataset": "mnist-sample", "batch_size": 100, "units": 128, "epochs_timed": 4,
+                     "lstm_edge_median": 2400.0, "keras_fit_median": 2000.0, "ratio": 1.2, "tensorflow": "2.21",
+                     "keras": "3"},
+    }
+
+
+def test_report_states_the_ratios_and_limits_and_draws_the_chart(tmp_path):
+    from benchmarks.chart import draw
+    from benchmarks.run import render, update_readme
+
+    table = render(results_fixture())
+    assert "| lstm-edge int8 | litert 1.0 | 98 KB | 97.0% | 99.0% | 150 us | 300 us | 20,000 |" in table
+    assert "**10.0x** lower batch-1 latency, **33.3x** the batched throughput" in table
+    assert "| export (i,f,o,c) | 337 | 132 KB | 120 us | 99.5% |" in table
+    assert "**batch-1 floor 81 us**" in table and "**throughput ceiling 29,924 digits/s**" in table
+    draw(results_fixture(), tmp_path / "chart.png")
+    assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- bench:start -->\nold\n<!-- bench:end -->\nrest\n")
+    assert update_readme(table, readme)
+    text = readme.read_text()
+    assert "old" not in text and table in text and text.startswith("intro") and text.endswith("rest\n")
+    assert not update_readme(table, tmp_path / "missing.md")
+
+
+def test_bench_command_refuses_a_missing_run(tmp_path):
+    done = run_cli(*LSTM_EDGE, "bench", "--run", str(tmp_path / "nope"), "--out", str(tmp_path / "out"),
+                   check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"Error: --run {tmp_path / 'nope'}: not a run folder (no "
+                                                "config.json); train one with `lstm-edge train`"]
+    assert not (tmp_path / "out").exists()
