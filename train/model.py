@@ -60,7 +60,10 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, gates: str = "ifco"):
             # take, which cut an export into 29 partitions; with slices the graph stays whole and
             # runs 8-15% faster (benchmarks/layouts.py).
             z_sigmoid, z_cell = z[:, : 3 * units], z[:, 3 * units :]  # (B, 3U), (B, U)
-            i, f, o = tf.split(tf.sigmoid(z_sigmoid), 3, axis=-1)  # (B, U) each
+            if c is None:  # step 1 has no use for f: a split with an unused output stayed float in int8
+                i, o = tf.sigmoid(z_sigmoid[:, :units]), tf.sigmoid(z_sigmoid[:, 2 * units :])
+            else:
+                i, f, o = tf.split(tf.sigmoid(z_sigmoid), 3, axis=-1)  # (B, U) each
         else:
             i, f, z_cell, o = tf.split(z, 4, axis=-1)  # (B, U) each
             i, f, o = tf.sigmoid(i), tf.sigmoid(f), tf.sigmoid(o)

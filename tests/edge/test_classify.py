@@ -170,7 +170,7 @@ def test_edge_bench_reports_every_runtime_and_the_best_batch_size(int8_model):
     assert [r["runtime"] for r in report["results"]] == ["litert", "tflite-runtime"]
     for r in report["results"]:
         assert r["threads"] == 1 and r["repeats"] == 20
-        assert 0 < r["p50_us"] <= r["p90_us"] <= r["p99_us"]
+        assert 0 < r["p50_us"] <= r["p90_us"] <= r["p99_us"] and 0 < r["invoke_p50_us"]
         sizes = dict(r["by_batch_size"])
         assert sorted(sizes) == [4, 32]
         assert r["digits_per_second"] == max(sizes.values()) and sizes[r["batch_size"]] == r["digits_per_second"]

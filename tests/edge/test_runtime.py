@@ -91,3 +91,11 @@ def test_quantize_round_trip():
     np.testing.assert_allclose(dequantize(q, tensor), pixels, atol=1e-6)  # exact for uint8 pixels
     assert quantize(np.array([5.0]), tensor)[0] == 127  # clipped, not wrapped
     assert quantize(pixels, {"dtype": np.float32, "quantization": (0.0, 0)}).dtype == np.float32
+    # int8 reads back through a 256-entry table, int16 through arithmetic: the same values
+    every_int8 = np.arange(-128, 128, dtype=np.int8)
+    np.testing.assert_array_equal(dequantize(every_int8, tensor),
+                                  (every_int8.astype(np.float32) + np.float32(128)) * np.float32(1 / 255))
+    int16 = {"dtype": np.int16, "quantization": (1 / 32768, 0)}
+    levels = np.linspace(-1, 1, 1001, dtype=np.float32)
+    np.testing.assert_allclose(dequantize(quantize(levels, int16), int16), levels, atol=1.01 / 32768)
+    assert quantize(np.array([2.0, -2.0]), int16).tolist() == [32767, -32768]

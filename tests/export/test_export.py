@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import numpy as np
 import pytest
 
 from tests.conftest import LSTM_EDGE, read_manifest, run_cli
@@ -40,6 +41,20 @@ def test_default_quantize_is_int8_small_and_keeps_accuracy(trained_run, tmp_path
     for check in manifest["parity"]["verified_on"]:
         assert manifest["parity"]["float_accuracy"] - check["accuracy"] <= 0.003  # the issue's bar
         assert check["agreement"] >= 0.995
+
+
+def test_int8_graph_is_integer_only_and_whole_for_xnnpack(int8_model):
+    """No float tensor between input and output (a split with an unused output once stayed float
+    at step 1), and no SPLIT_V (XNNPACK does not take it: the graph would be cut in pieces)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(int8_model))
+    ops = [op["op_name"] for op in interpreter._get_ops_details()]
+    assert "SPLIT_V" not in ops and "DEQUANTIZE" not in ops and "QUANTIZE" not in ops
+    assert ops.count("FULLY_CONNECTED") == 1 + 27 + 1  # input projection, 27 recurrent products, the head
+    used = {i for op in interpreter._get_ops_details() for i in (*op["inputs"], *op["outputs"]) if i >= 0}
+    kinds = {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details() if t["index"] in used}
+    assert kinds <= {"int8", "int32"}, kinds
 
 
 def test_failed_parity_leaves_the_earlier_model_untouched(trained_run, int8_model, tmp_path, monkeypatch):
