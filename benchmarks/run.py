@@ -202,7 +202,7 @@ def render(r: dict) -> str:
                       f"({fused['invoke_p50_us'] / ours['invoke_p50_us']:.1f}x invoke alone), "
                       f"**{ours['digits_per_second'] / fused['digits_per_second']:.1f}x** the batched throughput "
                       f"(accuracy {100 * ours['accuracy']:.1f}% vs {100 * fused['accuracy']:.1f}%)."]
-    lines += ["", f"The runtime's limits for this model here ({roof['runtime']}, medians of {roof['rounds']} rounds): "
+    lines += ["", f"The runtime's limits for this model here ({roof['runtime']}, fastest of {roof['rounds']} rounds): "
               f"one (1, 128) @ (128, 512) recurrent product takes {roof['gemv_us']['gemv-int8']:.1f} us in int8 "
               f"({roof['gemv_us']['gemv-float32']:.1f} us float32), and a digit needs 27 of them in a row: "
               f"**batch-1 floor {roof['latency_floor_us']:.0f} us**. The best matrix-product rate is "

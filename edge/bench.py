@@ -49,17 +49,28 @@ def latencies_us(model: TFLiteModel, digits: np.ndarray, repeats: int) -> np.nda
     return times * 1e6
 
 
-def invoke_latencies_us(model: TFLiteModel, digit: np.ndarray, repeats: int) -> np.ndarray:
-    """Wall time of each of `repeats` invokes of the interpreter alone on one digit, in microseconds."""
-    model.feed(digit[None])
-    for _ in range(10):
+def paired_latencies_us(model: TFLiteModel, digits: np.ndarray, repeats: int,
+                        rounds: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Batch-1 wall times in microseconds, `repeats` of each kind, in alternating rounds so both
+    see the same machine noise: through the API (`invoke`: quantize, invoke, dequantize, a new
+    digit each time) and of the interpreter's invoke alone (`run`, the input already set)."""
+    for digit in digits[:10]:
+        model.invoke(digit[None])
+    api, alone = np.empty(repeats), np.empty(repeats)
+    bounds = np.linspace(0, repeats, rounds + 1).astype(int)
+    for r in range(rounds):
+        for i in range(bounds[r], bounds[r + 1]):
+            digit = digits[i % len(digits)][None]
+            start = time.perf_counter()
+            model.invoke(digit)
+            api[i] = time.perf_counter() - start
+        model.feed(digits[r % len(digits)][None])
         model.run()
-    times = np.empty(repeats)
-    for i in range(repeats):
-        start = time.perf_counter()
-        model.run()
-        times[i] = time.perf_counter() - start
-    return times * 1e6
+        for i in range(bounds[r], bounds[r + 1]):
+            start = time.perf_counter()
+            model.run()
+            alone[i] = time.perf_counter() - start
+    return api * 1e6, alone * 1e6
 
 
 def throughput(model: TFLiteModel, digits: np.ndarray, batch_size: int, seconds: float = 1.0) -> float:
@@ -79,9 +90,9 @@ def bench(path: str, runtime: str, threads: int, repeats: int = 1000,
     digits: timing, not accuracy."""
     digits = np.random.default_rng(0).random((max(256, *batch_sizes), IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
     model = TFLiteModel(path, runtime=runtime, threads=threads)
-    times = latencies_us(model, digits, repeats)
+    times, alone = paired_latencies_us(model, digits, repeats)
     p50, p90, p99 = np.percentile(times, [50, 90, 99])
-    invoke_p50 = float(np.median(invoke_latencies_us(model, digits[0], repeats)))
+    invoke_p50 = float(np.median(alone))
     batched = TFLiteModel(path, runtime=runtime, threads=threads)
     rates = tuple((size, throughput(batched, digits[: len(digits) // size * size], size, seconds))
                   for size in batch_sizes)
