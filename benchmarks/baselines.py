@@ -7,8 +7,8 @@
 
     python -m benchmarks.baselines RUN WORKDIR [--repeats N]
 
-writes WORKDIR/fused-float32.tflite and WORKDIR/fused-int8.tflite, the test split and the float
-model's answers (.npy) for the edge runs, and prints one JSON line with the numpy and TensorFlow
+writes WORKDIR/fused-float32.tflite and WORKDIR/fused-int8.tflite, the test split, its labels and
+the float model's probabilities (.npy) for the edge runs, and prints one JSON line with the numpy and TensorFlow
 figures. Keras 3's `keras.layers.LSTM` does not become the fused op (it
 converts to a WHILE loop over resource variables, which fails at invoke), hence tf_keras.
 """
@@ -29,13 +29,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from edge.preprocess import IMAGE_SIZE, NUM_CLASSES, scale_pixels  # noqa: E402
+from edge.preprocess import IMAGE_SIZE, NUM_CLASSES  # noqa: E402
 from edge.runtime import native_stderr_silenced  # noqa: E402
-from train.data import balanced_subset  # noqa: E402
-from train.loop import predict_logits  # noqa: E402
-from train.model import get_weights  # noqa: E402
 from train.reference import forward  # noqa: E402
-from train.run import load_run, restore_model  # noqa: E402
+
+from .trained import load_trained  # noqa: E402
 
 FUSED_OP = "UNIDIRECTIONAL_SEQUENCE_LSTM"
 BATCH = 256  # digits per call for the batched figures of numpy and TensorFlow
@@ -115,34 +113,29 @@ def figures(name: str, predict: Callable[[np.ndarray], np.ndarray], digits: np.n
 
 
 def measure(run_path: str, work: Path, repeats: int = 300) -> dict:
-    run = load_run(run_path)
-    data = run.load_data()
-    model = restore_model(run)
-    weights = get_weights(model)
-    digits, labels = scale_pixels(data.x_test), data.y_test
-    reference = predict_logits(model, digits)  # the float model, for agreement
+    trained = load_trained(run_path)
+    weights, digits, labels, reference = trained.weights, trained.digits, trained.labels, trained.probabilities
     files = {"test_digits_file": "test-digits.npy", "test_labels_file": "test-labels.npy",
-             "float_answers_file": "float-answers.npy"}
-    for key, value in zip(files.values(), (digits, labels, reference.argmax(-1))):
-        np.save(work / key, value)
-    calibration, _ = balanced_subset(data.x_train, data.y_train, 300, seed=run.training.seed)
+             "float_probabilities_file": "float-probabilities.npy"}
+    for name, value in zip(files.values(), (digits, labels, reference)):
+        np.save(work / name, value)
 
     fused = {}
     for label, quantized in (("float32", False), ("int8", True)):
         path = work / f"fused-{label}.tflite"
-        path.write_bytes(fused_lstm_tflite(weights, quantized, scale_pixels(calibration)))
+        path.write_bytes(fused_lstm_tflite(weights, quantized, trained.calibration))
         fused[label] = str(path)
 
     weight_bytes = sum(w.astype(np.float32).nbytes for w in weights.values())
     numpy_figures = figures("numpy float32", lambda x: forward(weights, x, np.float32), digits, labels,
                             reference, repeats, weight_bytes, np.__version__)
 
-    serve = tf.function(lambda x: tf.nn.softmax(model(x)),
+    serve = tf.function(lambda x: tf.nn.softmax(trained.model(x)),
                         input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE], tf.float32)])
     tf_figures = figures("TensorFlow CPU", lambda x: serve(tf.constant(x)).numpy(), digits, labels, reference,
                          repeats, weight_bytes, tf.__version__)
     return {"fused": fused, "numpy": numpy_figures, "tensorflow": tf_figures, "test_digits": len(labels),
-            "dataset": data.name, **files}
+            "dataset": trained.dataset, **files}
 
 
 def main() -> None:

@@ -109,25 +109,18 @@ def candidates(weights: dict[str, np.ndarray]) -> dict:
 
 def build(run_path: str, work: Path) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from edge.preprocess import scale_pixels
     from export.convert import convert
-    from train.data import balanced_subset
-    from train.loop import predict_logits
-    from train.model import get_weights
-    from train.run import load_run, restore_model
 
-    run = load_run(run_path)
-    data = run.load_data()
-    model = restore_model(run)
-    weights = get_weights(model)
-    calibration, _ = balanced_subset(data.x_train, data.y_train, 300, seed=run.training.seed)
+    from .trained import load_trained
+
+    trained = load_trained(run_path)
     names = {}
-    for k, (name, function) in enumerate(candidates(weights).items()):
-        (work / f"layout-{k}.tflite").write_bytes(convert(weights, "int8", scale_pixels(calibration), function))
+    for k, (name, function) in enumerate(candidates(trained.weights).items()):
+        (work / f"layout-{k}.tflite").write_bytes(convert(trained.weights, "int8", trained.calibration, function))
         names[f"layout-{k}.tflite"] = name
     (work / "layouts.json").write_text(json.dumps(names))
-    np.save(work / "layout-digits.npy", scale_pixels(data.x_test))
-    np.save(work / "layout-float.npy", predict_logits(model, scale_pixels(data.x_test)).argmax(-1))
+    np.save(work / "layout-digits.npy", trained.digits)
+    np.save(work / "layout-float.npy", trained.probabilities.argmax(-1))
 
 
 def measure(work: Path) -> dict:
@@ -136,20 +129,16 @@ def measure(work: Path) -> dict:
     names = json.loads((work / "layouts.json").read_text())
     digits, answers = np.load(work / "layout-digits.npy"), np.load(work / "layout-float.npy")
     models = {file: TFLiteModel(str(work / file), runtime="litert", threads=1) for file in names}
-    interpreters = {}
-    for file, model in models.items():
-        interpreter = model._interpreter
-        tensor = model._input
-        interpreter.set_tensor(tensor["index"], np.zeros(tensor["shape"], tensor["dtype"]))
-        interpreters[file] = interpreter
+    for model in models.values():
+        model.feed(digits[:1])
     samples = {file: [] for file in names}
     for _ in range(ROUNDS):  # interleaved: every candidate sees the same machine noise
-        for file, interpreter in interpreters.items():
+        for file, model in models.items():
             for _ in range(CALLS // 10):
-                interpreter.invoke()
+                model.run()
             start = time.perf_counter()
             for _ in range(CALLS):
-                interpreter.invoke()
+                model.run()
             samples[file].append(1e6 * (time.perf_counter() - start) / CALLS)
     results = []
     for file, name in names.items():

@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from export.modes import MODES
+from export.verify import check_parity, edge_runtimes
 
 from .child import ROOT, python, python_json
 from .errors import BenchError
@@ -72,19 +73,6 @@ def cold_start(model: Path, digit: Path, runtime: str, repeats: int) -> dict:
             "repeats": repeats}
 
 
-def edge_accuracy(model: Path, digits_file: Path, labels: np.ndarray, reference: np.ndarray) -> dict:
-    """Accuracy and agreement with the float model of a TFLite model on each installed edge runtime."""
-    from export.verify import edge_runtimes, run_edge
-
-    checks = {}
-    for runtime in edge_runtimes():
-        probabilities, _ = run_edge(model, digits_file, runtime, timing=0)
-        predicted = probabilities.argmax(-1)
-        checks[runtime] = {"accuracy": float(np.mean(predicted == labels)),
-                           "agreement": float(np.mean(predicted == reference))}
-    return checks
-
-
 def measure(run: Path | None, work: Path, modes: tuple[str, ...], repeats: int, epochs: int,
             log: Callable[[str], None]) -> dict:
     if run is None:
@@ -110,13 +98,16 @@ def measure(run: Path | None, work: Path, modes: tuple[str, ...], repeats: int, 
     log("baselines: the fused Keras LSTM (tf_keras), numpy, TensorFlow ...")
     baselines = python_json("-m", "benchmarks.baselines", str(run), str(work))
     digits_file = work / baselines["test_digits_file"]
-    labels, reference = np.load(work / baselines["test_labels_file"]), np.load(work / baselines["float_answers_file"])
+    labels = np.load(work / baselines["test_labels_file"])
+    reference = np.load(work / baselines["float_probabilities_file"])
     for label, model in baselines["fused"].items():
+        # The export's own parity run gives the fused models' accuracy and agreement the same way as ours.
+        parity = check_parity(Path(model), "none" if label == "float32" else label, digits_file, labels, reference)
         rows += _rows(f"Keras fused LSTM {label}", "fused", Path(model).stat().st_size,
-                      edge_accuracy(Path(model), digits_file, labels, reference), edge_bench(Path(model)))
+                      {c.runtime: c.to_dict() for c in parity.checks}, edge_bench(Path(model)))
     for key in ("numpy", "tensorflow"):
         b = baselines[key]
-        rows.append({"model": b["name"], "family": key, "runtime": key if key == "numpy" else "tensorflow",
+        rows.append({"model": b["name"], "family": key, "runtime": key,
                      "version": b["version"], "size_bytes": b["size_bytes"], "accuracy": b["accuracy"],
                      "agreement": b["agreement"], "p50_us": b["p50_us"], "p99_us": b["p99_us"], "invoke_p50_us": None,
                      "digits_per_second": b["digits_per_second"], "best": f"batch {b['batch_size']}",
@@ -134,7 +125,7 @@ def measure(run: Path | None, work: Path, modes: tuple[str, ...], repeats: int, 
         python("-m", "train.cli", "export", str(run), "--quantize", "int8", "--out", str(int8))
     digit = work / "digit.png"  # a held-out test digit as a PNG file, as a user would have it
     Image.fromarray(np.round(255 * np.load(digits_file)[0]).astype(np.uint8)).save(digit)
-    starts = [cold_start(int8, digit, runtime, repeats) for runtime in _edge_runtimes()]
+    starts = [cold_start(int8, digit, runtime, repeats) for runtime in edge_runtimes()]
     log("training throughput ...")
     training = python_json("-m", "benchmarks.training", "--epochs", str(epochs), "--json")
     return {
@@ -166,12 +157,6 @@ def _rows(name: str, family: str, size: int, checks: dict, results: list[dict]) 
                      "best": f"{best['threads']} thread{'s' * (best['threads'] > 1)}, batch {best['batch_size']}",
                      "repeats": single["repeats"]})
     return rows
-
-
-def _edge_runtimes() -> list[str]:
-    from export.verify import edge_runtimes
-
-    return edge_runtimes()
 
 
 def render(r: dict) -> str:
