@@ -20,7 +20,7 @@ from .errors import BenchError
 @click.option("--mode", "modes", type=click.Choice(MODES), multiple=True,
               help="Export mode to measure (repeatable) [default: every mode].")
 @click.option("--repeats", type=click.IntRange(min=1), default=15, show_default=True,
-              help="edge-classify cold starts timed per runtime.")
+              help="Rounds of edge-classify cold starts (every environment and runtime in turn).")
 @click.option("--epochs", type=click.IntRange(min=2), default=5, show_default=True,
               help="Training epochs timed per trainer (the first, tracing, is not counted).")
 def bench_command(run, out, modes, repeats, epochs):

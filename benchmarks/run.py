@@ -6,7 +6,8 @@ machine and writes benchmarks/results/ (results.json, results.md, chart.png) and
 Without --run it trains the quickstart model (mnist-sample, 12 epochs, --augment, seed 0) first.
 In the same run, with the same trained weights: every export mode on every installed edge
 runtime; the fused Keras-LSTM TFLite model (float32 and int8); numpy; TensorFlow on the CPU; the
-runtime's own limits for this model (benchmarks.roofline); `edge-classify` cold starts; training
+runtime's own limits for this model (benchmarks.roofline); `edge-classify` cold starts in the
+benchmark's venv and in edge-only installs (benchmarks.coldstart); training
 throughput against `keras.layers.LSTM` with `model.fit`. Each figure is a median over repeats;
 the machine and the runtime versions are written beside it.
 """
@@ -17,11 +18,7 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -32,6 +29,7 @@ from PIL import Image
 from export.modes import MODES
 from export.verify import check_parity, edge_runtimes
 
+from . import coldstart
 from .child import ROOT, python, python_json
 from .errors import BenchError
 
@@ -51,26 +49,6 @@ def machine() -> dict:
     except OSError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()}
-
-
-def cold_start(model: Path, digit: Path, runtime: str, repeats: int) -> dict:
-    """Wall time of `edge-classify digit.png` from process start to answer: median and spread.
-
-    The installed console script is timed, as a user runs it, with bytecode caches as an install
-    leaves them (one untimed run first writes any missing ones, PYTHONDONTWRITEBYTECODE aside).
-    """
-    script = Path(sys.executable).with_name("edge-classify")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "edge.cli"]
-    command += [str(digit), "--model", str(model), "--runtime", runtime]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    subprocess.run(command, check=True, capture_output=True, env=env)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True, env=env)
-        times.append(time.perf_counter() - start)
-    return {"runtime": runtime, "median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
-            "repeats": repeats}
 
 
 def measure(run: Path | None, work: Path, modes: tuple[str, ...], repeats: int, epochs: int,
@@ -125,7 +103,7 @@ def measure(run: Path | None, work: Path, modes: tuple[str, ...], repeats: int, 
         python("-m", "train.cli", "export", str(run), "--quantize", "int8", "--out", str(int8))
     digit = work / "digit.png"  # a held-out test digit as a PNG file, as a user would have it
     Image.fromarray(np.round(255 * np.load(digits_file)[0]).astype(np.uint8)).save(digit)
-    starts = [cold_start(int8, digit, runtime, repeats) for runtime in edge_runtimes()]
+    starts = coldstart.measure(int8, digit, edge_runtimes(), work, repeats, log)
     log("training throughput ...")
     training = python_json("-m", "benchmarks.training", "--epochs", str(epochs), "--json")
     return {
@@ -202,11 +180,20 @@ def render(r: dict) -> str:
     for x in lay["results"]:
         lines.append(f"| {x['layout']} | {x['ops']} | {x['size_bytes'] / 1024:.0f} KB | {x['invoke_us']:.0f} us | "
                      f"{100 * x['agreement']:.1f}% |")
-    lines += ["", "| `edge-classify digit.png`, process start to answer (int8) | median | min | max |",
-              "|---|---|---|---|"]
-    for s in r["cold_start"]:
-        lines.append(f"| {s['runtime']} ({s['repeats']} runs) | {s['median_s']:.2f} s | {s['min_s']:.2f} s | "
-                     f"{s['max_s']:.2f} s |")
+    cold = r["cold_start"]
+    lines += ["", "`edge-classify digit.png` (int8), process start to answer, in a checkout's venv and in edge-only "
+              "installs made as the README installs the Pi (`pip install` the wheel: LiteRT, numpy, Pillow, "
+              f"click); {cold['rows'][0]['repeats']} rounds, every command in turn. Floor: the same interpreter "
+              "importing numpy, Pillow's PNG plugin and the runtime, nothing else; ours: the rest (median of "
+              "each round's difference); python: `python -c pass`.", "",
+              "| environment | runtime | median | min | max | floor | ours | python |",
+              "|---|---|---|---|---|---|---|---|"]
+    for s in cold["rows"]:
+        lines.append(f"| {s['environment']} | {s['runtime']} | **{s['median_s']:.3f} s** | {s['min_s']:.3f} s | "
+                     f"{s['max_s']:.3f} s | {s['floor_median_s']:.3f} s | {s['ours_median_s']:.3f} s | "
+                     f"{s['python_median_s']:.3f} s |")
+    for s in cold["skipped"]:
+        lines.append(f"| edge-only install: {s['python']} | not measured: {s['reason']} | | | | | | |")
     t = r["training"]
     lines += ["", f"Training throughput on {t['digits']:,} {t['dataset']} digits, batch {t['batch_size']}, "
               f"{t['units']} units, median of {t['epochs_timed']} alternating epochs: lstm-edge "
@@ -263,7 +250,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", help="a trained run folder (default: train the quickstart model)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results go (default benchmarks/results)")
-    parser.add_argument("--repeats", type=int, default=15, help="cold starts timed per runtime")
+    parser.add_argument("--repeats", type=int, default=15, help="rounds of edge-classify cold starts")
     parser.add_argument("--epochs", type=int, default=5, help="training epochs timed per trainer")
     parser.add_argument("--modes", default=",".join(MODES), help="export modes to measure (comma-separated)")
     args = parser.parse_args()

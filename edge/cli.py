@@ -11,7 +11,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Iterator
 
 from .errors import EdgeError, ImageError
@@ -29,11 +28,12 @@ def expand_inputs(inputs: tuple[str, ...]) -> Iterator[tuple[str, object]]:
         if item == "-":
             yield "-", sys.stdin.buffer.read()
         elif os.path.isdir(item):
-            images = sorted(p for p in Path(item).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            images = sorted(entry.path for entry in os.scandir(item)
+                            if entry.is_file() and os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS)
             if not images:
                 yield item, ImageError(f"folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
             for path in images:
-                yield str(path), path
+                yield path, path
         else:
             yield item, item
 
@@ -65,7 +65,7 @@ def main(argv=None) -> None:
     """The `edge-classify` console script: `classify`, then a fast exit.
 
     Once the answers are out there is nothing to clean up (no file open for writing), and the
-    interpreter's normal shutdown with NumPy and an interpreter loaded costs ~50 ms of a ~350 ms
+    interpreter's normal shutdown with NumPy and an interpreter loaded cost ~50 ms of a ~350 ms
     cold start here; so the streams are flushed and the process ends with os._exit. Call `classify`
     to use the command from Python without ending the process.
     """

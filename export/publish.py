@@ -123,7 +123,7 @@ def export_run(
             os.replace(manifest_file, manifest_path(out))
         except OSError as e:
             raise ExportError(f"cannot write {out}: {e.strerror}") from None
-    return ExportResult(out, manifest_path(out), parity, tuple(rows))
+    return ExportResult(out, Path(manifest_path(out)), parity, tuple(rows))
 
 
 def _check_writable(out: Path) -> None:

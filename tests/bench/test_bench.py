@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import textwrap
 
+import numpy as np
 import pytest
 
+from benchmarks.child import ROOT
 from benchmarks.roofline import MACS_PER_DIGIT
 from edge.runtime import installed_runtimes
 from tests.conftest import LSTM_EDGE, run_cli
@@ -107,7 +109,11 @@ def results_fixture() -> dict:
                      "macs_per_digit": MACS_PER_DIGIT, "latency_floor_us": 81.0, "throughput_ceiling": 29_924.0},
         "layouts": {"runtime": "litert 2.3", "rounds": 15, "calls": 200, "results": [
             {"layout": "export (i,f,o,c)", "ops": 337, "size_bytes": 135_000, "invoke_us": 120.0, "agreement": 0.995}]},
-        "cold_start": [{"runtime": "litert", "median_s": 0.4, "min_s": 0.3, "max_s": 0.5, "repeats": 5}],
+        "cold_start": {"rows": [{"environment": "edge-only install: /usr/bin/python3 (Python 3.11.2), numpy 2.4.6",
+                                 "runtime": "litert", "median_s": 0.25, "min_s": 0.2, "max_s": 0.5,
+                                 "floor_median_s": 0.22, "ours_median_s": 0.03, "python_median_s": 0.02,
+                                 "repeats": 5}],
+                       "skipped": [{"python": "/opt/python3", "reason": "pip install failed: no network"}]},
         "training": {"digits": 4000, "dataset": "mnist-sample", "batch_size": 100, "units": 128, "epochs_timed": 4,
                      "lstm_edge_median": 2400.0, "keras_fit_median": 2000.0, "ratio": 1.2, "tensorflow": "2.21",
                      "keras": "3"},
@@ -123,6 +129,9 @@ def test_report_states_the_ratios_and_limits_and_draws_the_chart(tmp_path):
     assert "**10.0x** lower batch-1 latency through the API (10.0x invoke alone), **33.3x** the batched" in table
     assert "| export (i,f,o,c) | 337 | 132 KB | 120 us | 99.5% |" in table
     assert "**batch-1 floor 81 us**" in table and "**throughput ceiling 29,924 digits/s**" in table
+    assert ("| edge-only install: /usr/bin/python3 (Python 3.11.2), numpy 2.4.6 | litert | **0.250 s** | 0.200 s | "
+            "0.500 s | 0.220 s | 0.030 s | 0.020 s |") in table
+    assert "| edge-only install: /opt/python3 | not measured: pip install failed: no network |" in table
     draw(results_fixture(), tmp_path / "chart.png")
     assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     readme = tmp_path / "README.md"
@@ -131,6 +140,36 @@ def test_report_states_the_ratios_and_limits_and_draws_the_chart(tmp_path):
     text = readme.read_text()
     assert "old" not in text and table in text and text.startswith("intro") and text.endswith("rest\n")
     assert not update_readme(table, tmp_path / "missing.md")
+
+
+@pytest.mark.slow
+def test_cold_starts_are_timed_beside_their_floor_and_a_failing_command_stops_them(int8_model, tmp_path):
+    from benchmarks import coldstart
+    from benchmarks.errors import BenchError
+
+    digit = ROOT / "examples" / "digits" / "7.png"
+    r = coldstart.measure(int8_model, digit, RUNTIMES, tmp_path, repeats=2, log=lambda _: None, bases=[])
+    assert [row["runtime"] for row in r["rows"]] == RUNTIMES and r["skipped"] == []
+    for row in r["rows"]:
+        assert row["kind"] == "benchmark's venv" and row["repeats"] == 2 and row["litert"] == ("litert" in RUNTIMES)
+        assert row["numpy"] == np.__version__ and row["environment"].endswith(f"numpy {np.__version__}, "
+                                                                             "TensorFlow installed")
+        assert 0 < row["min_s"] <= row["median_s"] <= row["max_s"]
+        assert row["floor_median_s"] > 0 and row["python_median_s"] > 0
+    with pytest.raises(BenchError, match=r"edge-classify: error: .*missing\.tflite"):
+        coldstart.measure(tmp_path / "missing.tflite", digit, RUNTIMES[:1], tmp_path, repeats=1, bases=[])
+
+
+@pytest.mark.slow
+def test_an_edge_only_install_that_cannot_be_made_is_skipped_with_its_reason(tmp_path):
+    from benchmarks import coldstart
+
+    had_build = (ROOT / "build").exists()
+    made, skipped = coldstart.edge_installs([str(tmp_path / "no-python")], tmp_path, log=lambda _: None)
+    assert made == [] and [s["python"] for s in skipped] == [str(tmp_path / "no-python")]
+    reason = skipped[0]["reason"]  # with a package index the wheel builds and the venv fails; without, the wheel
+    assert reason.startswith((f"{tmp_path / 'no-python'} -m venv failed: ", "pip wheel failed")), reason
+    assert (ROOT / "build").exists() == had_build  # the wheel is built from a copy
 
 
 def test_bench_command_refuses_a_missing_run(tmp_path):
