@@ -19,9 +19,14 @@ def python(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env)
     if done.returncode != 0:
-        reason = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-        raise BenchError(f"`{' '.join(args[:4])} ...` failed: {reason}")
+        raise BenchError(f"`{' '.join(args[:4])} ...` failed: {failure(done)}")
     return done
+
+
+def failure(done: subprocess.CompletedProcess) -> str:
+    """Why a child failed: its last line on stderr that is not a warning, else its exit code."""
+    lines = [line for line in (done.stderr or "").splitlines() if line.strip() and not line.startswith("WARNING")]
+    return lines[-1] if lines else f"exit code {done.returncode}"
 
 
 def python_json(*args: str):

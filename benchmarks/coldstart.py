@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from .child import ROOT
+from .child import ROOT, failure
 from .errors import BenchError
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -161,7 +161,7 @@ def edge_install(base: str, wheel: Path, venv: Path) -> Environment:
     except OSError as e:
         raise BenchError(f"{base} -m venv failed: {e.strerror or e}") from None
     if done.returncode != 0:
-        raise BenchError(f"{base} -m venv failed: {_last_line(done)}")
+        raise BenchError(f"{base} -m venv failed: {failure(done)}")
     python = venv / "bin" / "python"
     _pip(str(python), "install", str(wheel))
     environment = _environment(EDGE_ONLY, base, python)
@@ -173,7 +173,7 @@ def edge_install(base: str, wheel: Path, venv: Path) -> Environment:
 def _environment(kind: str, base: str, python: Path) -> Environment:
     done = subprocess.run([str(python), "-c", _PROBE], capture_output=True, text=True)
     if done.returncode != 0:
-        raise BenchError(f"{python}: cannot import numpy: {_last_line(done)}")
+        raise BenchError(f"{python}: cannot import numpy: {failure(done)}")
     return Environment(kind, base, python, json.loads(done.stdout))
 
 
@@ -181,15 +181,10 @@ def _pip(python: str, *args: str) -> None:
     done = subprocess.run([python, "-m", "pip", *args, "--quiet", "--disable-pip-version-check"],
                           capture_output=True, text=True)
     if done.returncode != 0:
-        raise BenchError(f"pip {args[0]} failed on {python}: {_last_line(done)}")
+        raise BenchError(f"pip {args[0]} failed on {python}: {failure(done)}")
 
 
 def _run(command: list[str], env: dict) -> None:
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
-        raise BenchError(f"`{' '.join(command)}` failed: {_last_line(done)}")
-
-
-def _last_line(done: subprocess.CompletedProcess) -> str:
-    lines = [line for line in (done.stderr or "").splitlines() if line.strip() and not line.startswith("WARNING")]
-    return lines[-1] if lines else f"exit code {done.returncode}"
+        raise BenchError(f"`{' '.join(command)}` failed: {failure(done)}")

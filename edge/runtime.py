@@ -265,16 +265,6 @@ class Codec:
         return out
 
 
-def quantize(values: np.ndarray, tensor: dict[str, Any]) -> np.ndarray:
-    """Float values to the tensor's dtype through its (scale, zero point)."""
-    return Codec(tensor).quantize(values)
-
-
-def dequantize(values: np.ndarray, tensor: dict[str, Any]) -> np.ndarray:
-    """The tensor's values as float32, through its (scale, zero point)."""
-    return Codec(tensor).dequantize(values)
-
-
 def _read_model(path: str) -> bytes:
     if not os.path.exists(path):
         raise ModelError(f"{path}: no such model file")

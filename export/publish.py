@@ -118,12 +118,13 @@ def export_run(
                                   _tensorflow_version(), representative, {r.mode: r.size_bytes for r in rows})
         manifest_file = work / "manifest.json"
         manifest_file.write_text(json.dumps(manifest, indent=2) + "\n")
+        manifest_out = Path(manifest_path(out))
         try:
             os.replace(candidate, out)
-            os.replace(manifest_file, manifest_path(out))
+            os.replace(manifest_file, manifest_out)
         except OSError as e:
             raise ExportError(f"cannot write {out}: {e.strerror}") from None
-    return ExportResult(out, Path(manifest_path(out)), parity, tuple(rows))
+    return ExportResult(out, manifest_out, parity, tuple(rows))
 
 
 def _check_writable(out: Path) -> None:

@@ -43,7 +43,7 @@ CHECK_FUSED = textwrap.dedent("""
     import sys
     from pathlib import Path
     import numpy as np
-    from edge.runtime import TFLiteModel, dequantize, quantize
+    from edge.runtime import TFLiteModel
     folder, name, runtime = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
     digits, answers = np.load(folder / "digits.npy"), np.load(folder / "float.npy")
     model = TFLiteModel(str(folder / f"fused-{name}.tflite"), runtime=runtime)
@@ -60,9 +60,9 @@ CHECK_FUSED = textwrap.dedent("""
     raw.reset_all_variables()
     carried = []
     for digit in digits[:20]:
-        raw.set_tensor(model._input["index"], quantize(digit[None], model._input))
+        raw.set_tensor(model._input["index"], model._input_codec.quantize(digit[None]))
         raw.invoke()
-        carried.append(dequantize(raw.get_tensor(model._output["index"]), model._output)[0])
+        carried.append(model._output_codec.dequantize(raw.get_tensor(model._output["index"]))[0])
     assert np.abs(np.array(carried) - with_reset).max() > 1e-2, "no state carried over: the test proves nothing"
 """)
 

@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from edge.runtime import dequantize, installed_runtimes, quantize
+from edge.runtime import Codec, installed_runtimes
 from tests.conftest import run_cli
 
 RUNTIMES = [r for r in ("litert", "tflite-runtime") if r in installed_runtimes()]
@@ -86,16 +86,16 @@ def test_state_is_reset_before_every_digit(models, runtime):
 def test_quantize_round_trip():
     tensor = {"dtype": np.int8, "quantization": (1 / 255, -128)}
     pixels = np.arange(256, dtype=np.float32) / 255  # every uint8 pixel level
-    q = quantize(pixels, tensor)
+    q = Codec(tensor).quantize(pixels)
     assert q.dtype == np.int8 and q.min() == -128 and q.max() == 127
-    np.testing.assert_allclose(dequantize(q, tensor), pixels, atol=1e-6)  # exact for uint8 pixels
-    assert quantize(np.array([5.0]), tensor)[0] == 127  # clipped, not wrapped
-    assert quantize(pixels, {"dtype": np.float32, "quantization": (0.0, 0)}).dtype == np.float32
+    np.testing.assert_allclose(Codec(tensor).dequantize(q), pixels, atol=1e-6)  # exact for uint8 pixels
+    assert Codec(tensor).quantize(np.array([5.0]))[0] == 127  # clipped, not wrapped
+    assert Codec({"dtype": np.float32, "quantization": (0.0, 0)}).quantize(pixels).dtype == np.float32
     # int8 reads back through a 256-entry table, int16 through arithmetic: the same values
     every_int8 = np.arange(-128, 128, dtype=np.int8)
-    np.testing.assert_array_equal(dequantize(every_int8, tensor),
+    np.testing.assert_array_equal(Codec(tensor).dequantize(every_int8),
                                   (every_int8.astype(np.float32) + np.float32(128)) * np.float32(1 / 255))
     int16 = {"dtype": np.int16, "quantization": (1 / 32768, 0)}
     levels = np.linspace(-1, 1, 1001, dtype=np.float32)
-    np.testing.assert_allclose(dequantize(quantize(levels, int16), int16), levels, atol=1.01 / 32768)
-    assert quantize(np.array([2.0, -2.0]), int16).tolist() == [32767, -32768]
+    np.testing.assert_allclose(Codec(int16).dequantize(Codec(int16).quantize(levels)), levels, atol=1.01 / 32768)
+    assert Codec(int16).quantize(np.array([2.0, -2.0])).tolist() == [32767, -32768]
