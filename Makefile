@@ -30,7 +30,7 @@ test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-## test-pi: the edge package on an emulated Raspberry Pi (needs qemu-user-static and arm64 apt sources)
+## test-pi: the edge package on an emulated Raspberry Pi (fetches qemu and Debian's packages itself, no root)
 test-pi: $(BIN)/.installed
 	$(BIN)/python -m pytest -q tests/pi
 

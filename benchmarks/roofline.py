@@ -116,9 +116,15 @@ def main() -> None:
     parser.add_argument("--measure", action="store_true", help="time probes already built (no TensorFlow)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.measure and not args.work.is_dir():
+        parser.error(f"{args.work}: no such folder (run without --measure first: it builds the probes there)")
     if args.measure:
         result = measure(args.work)
     else:
+        try:
+            args.work.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            parser.error(f"{args.work}: cannot make the folder: {e.strerror}")
         build(args.work)
         result = python_json("-m", "benchmarks.roofline", str(args.work), "--measure", "--json")
     if args.json:

@@ -36,6 +36,7 @@ def build_manifest(model_name: str, model_bytes: bytes, io: dict[str, Any], pari
         "labels": list(LABELS),
         "parity": {
             "digits": parity.digits,
+            "float_correct": parity.float_correct,
             "float_accuracy": parity.float_accuracy,
             "verified_on": [check.to_dict() for check in parity.checks],
         },

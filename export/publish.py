@@ -28,7 +28,7 @@ from .convert import convert
 from .errors import ExportError
 from .manifest import build_manifest
 from .modes import DEFAULT_REPRESENTATIVE
-from .verify import DEFAULT_TOLERANCE_PP, Parity, check_parity
+from .verify import DEFAULT_MIN_AGREEMENT_PCT, DEFAULT_TOLERANCE_PP, Parity, check_parity
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ def export_run(
     tolerance_pp: float = DEFAULT_TOLERANCE_PP,
     runtimes: Optional[Sequence[str]] = None,
     log: Callable[[str], None] = lambda message: None,
+    min_agreement_pct: float = DEFAULT_MIN_AGREEMENT_PCT,
 ) -> ExportResult:
     """Export a run's checkpoint to `out` in `mode`, after parity on every edge runtime.
 
@@ -78,6 +79,8 @@ def export_run(
     _check_writable(out)
     if not 0 <= tolerance_pp <= 100:
         raise ExportError(f"--tolerance must be between 0 and 100 accuracy points (got {tolerance_pp})")
+    if not 0 <= min_agreement_pct <= 100:
+        raise ExportError(f"--min-agreement must be between 0 and 100 percent (got {min_agreement_pct})")
     try:
         run = load_run(run_path)
         data = run.load_data()
@@ -103,7 +106,8 @@ def export_run(
             model_bytes = convert(weights, fmt, scale_pixels(calibration))
             candidate = work / f"{fmt}.tflite"
             candidate.write_bytes(model_bytes)
-            parity = check_parity(candidate, fmt, digits_file, labels, reference, tolerance_pp, runtimes)
+            parity = check_parity(candidate, fmt, digits_file, labels, reference, tolerance_pp, runtimes,
+                                  min_agreement_pct)
             log(parity.summary())
             first = parity.checks[0]
             rows.append(FormatRow(fmt, len(model_bytes), first.accuracy, first.agreement, first.latency_us,

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 from datetime import datetime
 from pathlib import Path
 
 import click
 
 from .errors import TrainError
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not for users
+from .quiet import import_tensorflow_quietly
 
 
 class LazyGroup(click.Group):
@@ -68,6 +66,10 @@ def fail(error: Exception) -> None:
     raise click.ClickException(str(error))
 
 
+verbose_option = click.option("--verbose", is_flag=True,
+                              help="Let TensorFlow's own log through (hidden by default, as is TF_CPP_MIN_LOG_LEVEL).")
+
+
 @click.command("train")
 @data_options
 @click.option("--epochs", type=int, default=2, show_default=True, help="Epochs in all (with --resume: the new total).")
@@ -85,10 +87,12 @@ def fail(error: Exception) -> None:
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder [default: runs/DATASET-TIME].")
 @click.option("--resume", "resume_path", type=click.Path(file_okay=False), help="Continue the run in this folder.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@verbose_option
 @click.pass_context
 def train_command(ctx, dataset, data_path, epochs, batch_size, lr, units, cell, clip_norm, seed, augment, device,
-                  strategy, out, resume_path, quiet):
+                  strategy, out, resume_path, quiet, verbose):
     """Train the LSTM digit classifier into a run folder."""
+    import_tensorflow_quietly(verbose)
     try:
         from .loop import TrainConfig
         from .model import ModelConfig
@@ -135,8 +139,7 @@ def _resumed_settings(ctx, path: Path, epochs: int):
 
 
 def _train(out_path, model_config, train_config, dataset, data_path, device, strategy, resume, quiet):
-    import keras
-
+    from .progress import ProgressBar
     from .run import train_run
 
     def on_start(trainer, data, devices):
@@ -146,8 +149,9 @@ def _train(out_path, model_config, train_config, dataset, data_path, device, str
         if quiet:
             return None
         click.echo(f"Epoch {epoch}/{train_config.epochs}")
-        bar = keras.utils.Progbar(steps, stateful_metrics=["loss", "acc", "digits/s"])
-        return lambda step, metrics: bar.update(step, list(metrics.items()))
+        bar = ProgressBar(steps)
+        return lambda step, m: bar.update(step, {"loss": f"{m['loss']:.4f}", "accuracy": f"{100 * m['acc']:.2f}%",
+                                                 "digits/s": f"{m['digits/s']:,.0f}"})
 
     def on_epoch_end(r):
         click.echo(f"epoch {r.epoch}: loss {r.loss:.4f}, accuracy {100 * r.accuracy:.2f}% | "
@@ -163,9 +167,11 @@ def _train(out_path, model_config, train_config, dataset, data_path, device, str
 @click.argument("run", type=click.Path())
 @data_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object: accuracy, per_class, confusion.")
-def evaluate_command(run, dataset, data_path, as_json):
+@verbose_option
+def evaluate_command(run, dataset, data_path, as_json, verbose):
     """Accuracy, per-class accuracy and confusion matrix of RUN on a test split (the run's own by
     default)."""
+    import_tensorflow_quietly(verbose)
     try:
         import numpy as np
 

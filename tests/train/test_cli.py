@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 
 import pytest
 
+from tests.bars import FIXTURE_SEED, held_out_failures
 from tests.conftest import LSTM_EDGE, ROOT, TRAIN_EPOCHS, run_cli
-
-HELD_OUT_FLOOR = 0.93  # the fixture's 8 epochs on 4,000 digits; the README's run reaches >= 95%
 
 
 def test_trained_run_folder(trained_run):
@@ -18,17 +18,17 @@ def test_trained_run_folder(trained_run):
     assert config["model"] == {"units": 128, "cell": "basic"}
     assert config["training"]["lr"] == 0.01 and config["training"]["batch_size"] == 100
     assert config["dataset"] == "mnist-sample" and config["epochs_done"] == TRAIN_EPOCHS
+    assert config["training"]["seed"] == FIXTURE_SEED
     assert {"tensorflow", "keras", "numpy", "python"} <= set(config["versions"])
     assert len(history) == TRAIN_EPOCHS and history[-1]["digits_per_second"] > 0
     assert (trained_run / "curves.png").read_bytes()[:4] == b"\x89PNG"
-    assert config["metrics"]["test_accuracy"] >= HELD_OUT_FLOOR
 
 
 def test_evaluate_json(trained_run):
     done = run_cli(*LSTM_EDGE, "evaluate", str(trained_run), "--json")
     result = json.loads(done.stdout)
-    assert result["accuracy"] >= HELD_OUT_FLOOR
     assert sum(map(sum, result["confusion"])) == 1000 and set(result["per_class"]) == {str(d) for d in range(10)}
+    assert not held_out_failures(sum(result["confusion"][d][d] for d in range(10)))
     config = json.loads((trained_run / "config.json").read_text())
     assert abs(result["accuracy"] - config["metrics"]["test_accuracy"]) < 1e-9
 
@@ -88,3 +88,20 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
     config = json.loads((tmp_path / "mirrored" / "config.json").read_text())
     assert config["replicas"] == 2 and config["strategy"] == "mirrored"
     assert config["metrics"]["test_accuracy"] > 0.6  # two epochs of a 32-unit model learn; a broken sync would not
+
+
+def test_tensorflow_log_stays_off_the_terminal(trained_run):
+    """Without a GPU, TensorFlow writes cuda and oneDNN lines at import, some before its log level
+    is read: a user sees ours alone, unless they ask (--verbose)."""
+    done = run_cli(*LSTM_EDGE, "train", "--epochs", "0", check=False)
+    assert done.stderr.strip().splitlines() == ["Error: --epochs must be at least 1 (got 0)"]
+    assert run_cli(*LSTM_EDGE, "evaluate", str(trained_run)).stderr == ""
+    verbose = run_cli(*LSTM_EDGE, "evaluate", str(trained_run), "--verbose")
+    assert verbose.stderr.strip(), "TensorFlow wrote nothing here: this test no longer proves the hiding"
+
+
+def test_progress_bar_shows_rounded_grouped_figures(tmp_path):
+    done = run_cli(*LSTM_EDGE, "train", "--dataset", "mnist-sample", "--units", "8", "--epochs", "1",
+                   "--out", str(tmp_path / "run"))
+    bar = next(line for line in done.stdout.splitlines() if line.startswith("40/40 ["))
+    assert re.search(r" - loss: \d\.\d{4} - accuracy: \d{1,3}\.\d\d% - digits/s: \d{1,3}(,\d{3})*$", bar), bar
