@@ -73,7 +73,9 @@ def files_failures(raw_digits: Sequence[int], file_digits: Sequence[int], labels
 # apart than that (a nearer tie is rounding's to decide); and the median image equal to one output
 # step, which a model computing something else cannot meet.
 DEVICE_INT8_TOLERANCE = 32 / 256
-DEVICE_FLOAT_TOLERANCE = 1e-5
+# float32: the same graph, with other summation orders and fused multiply-adds per ISA: within 1e-5
+# on 64-bit ARM, just over it on 32-bit ARM (two of 80 images); 1e-4 is still far below int8's step.
+DEVICE_FLOAT_TOLERANCE = 1e-4
 DEVICE_MAX_MEDIAN_DIFFERENCE = 1 / 256
 
 
@@ -91,7 +93,7 @@ def device_failures(reference: Mapping[str, tuple], other: Mapping[str, tuple], 
             failures.append(f"{name}: digit {other_digit} where the reference says {digit} "
                             f"({100 * confidence:.1f}% against {100 * runner_up:.1f}%)")
         elif other_digit == digit and difference > tolerance:
-            failures.append(f"{name}: confidence {other_confidence:.4f} against {confidence:.4f}")
+            failures.append(f"{name}: confidence {other_confidence:.6f} against {confidence:.6f}")
     median = float(np.median(differences)) if differences else 0.0
     if quantized and median > DEVICE_MAX_MEDIAN_DIFFERENCE:
         failures.append(f"median confidence difference {median:.4f} > {DEVICE_MAX_MEDIAN_DIFFERENCE:.4f}")

@@ -1,8 +1,9 @@
-"""The edge package on an emulated Raspberry Pi (Debian 12 arm64, Python 3.11, Cortex-A72 under
-qemu-user, no TensorFlow), with each interpreter a Pi user installs: its answers must be x86's.
-This proves the software runs the same there, not how fast a Pi is.
+"""The edge package on emulated Raspberry Pis, one per README row (`tests/pi/boards.py`): each
+installed with the row's own commands, with no TensorFlow, under qemu-user with the boards' cores.
+Each must give x86's answers with the interpreter the row promises. This proves the software, the
+wheels and the instruction set, not how fast a Pi is.
 
-`tests/pi/emulator.py` sets the Pi up without root. When no package index can be reached the
+`tests/pi/emulator.py` sets the Pis up without root. When no package index can be reached the
 tests skip with the reason; with LSTM_EDGE_REQUIRE_PI=1 (CI) they fail instead."""
 
 from __future__ import annotations
@@ -15,28 +16,39 @@ import pytest
 from PIL import Image
 
 from tests.bars import device_failures
-from tests.conftest import EDGE_CLASSIFY, run_cli
+from tests.conftest import EDGE_CLASSIFY, ROOT, run_cli
 from tests.edge.test_preprocess import paper_photo
-from tests.pi.emulator import EmulatorUnavailable, setup
+from tests.pi.boards import ROWS
+from tests.pi.emulator import EmulatorUnavailable, emulator_for
 
 DIGITS = 40  # per form; each emulated run classifies them all in one process
-SITES = ["tflite-runtime", "litert"]
+ROW_CPUS = [pytest.param(row, cpu, id=f"{row.name}-{cpu}") for row in ROWS for cpu in row.cpus]
+BY_ROW = [pytest.param(row, id=row.name) for row in ROWS]
+MACHINE = {"arm64": "aarch64", "armhf": "armv7l"}
 
 
-@pytest.fixture(scope="module")
-def pi():
-    """site -> the emulated Pi with that interpreter installed (built once, then cached)."""
+@pytest.fixture(scope="session")
+def edge_wheel(tmp_path_factory):
+    from benchmarks.coldstart import build_wheel
+
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="session")
+def pi(edge_wheel):
+    """(row, cpu) -> that emulated Pi (built once, then cached on disk)."""
     emulators = {}
 
-    def get(site: str):
-        if site not in emulators:
+    def get(row, cpu=None):
+        key = (row.name, cpu)
+        if key not in emulators:
             try:
-                emulators[site] = setup(site)
+                emulators[key] = emulator_for(row, edge_wheel, cpu)
             except EmulatorUnavailable as e:
                 if os.environ.get("LSTM_EDGE_REQUIRE_PI"):
                     pytest.fail(f"the emulated Pi is required here but cannot be set up: {e}")
                 pytest.skip(str(e))
-        return emulators[site]
+        return emulators[key]
 
     return get
 
@@ -64,28 +76,52 @@ def answers(stdout: str, runtime: str) -> dict[str, tuple[int, float, float]]:
     return {os.path.basename(r["path"]): (r["digit"], r["confidence"], r["top_k"][1]["probability"]) for r in rows}
 
 
-def test_no_tensorflow_on_the_pi(pi):
-    out = run_on_pi(pi("tflite-runtime"), "-c", "import importlib.util, platform, sys, numpy, tflite_runtime; "
-                    "print(platform.machine(), sys.version_info[:2], numpy.__version__, tflite_runtime.__version__, "
-                    "importlib.util.find_spec('tensorflow'))")
-    machine, rest = out.split(" ", 1)
-    assert machine == "aarch64" and "(3, 11)" in rest and rest.strip().endswith("None")
-    assert " 1." in rest  # numpy < 2 for tflite-runtime
+PROBE = ("import importlib.util, json, platform, sys, numpy, edge; "
+         "print(json.dumps({'machine': platform.machine(), 'python': '%d.%d' % sys.version_info[:2], "
+         "'numpy': numpy.__version__, 'numpy_path': numpy.__file__, 'edge': edge.__file__, "
+         "'tensorflow': importlib.util.find_spec('tensorflow') is not None, "
+         "'litert': importlib.util.find_spec('ai_edge_litert') is not None, "
+         "'tflite_runtime': importlib.util.find_spec('tflite_runtime') is not None, "
+         "'cpuinfo': open('/proc/cpuinfo').read()}))")
 
 
-def test_the_guest_sees_a_pi_cpu(pi):
-    """qemu 10 emulates /proc/cpuinfo: the guest sees the Cortex-A72 (part 0xd08), not the host's
-    x86 CPU, which is what LiteRT's CPU detection needs."""
-    out = run_on_pi(pi("litert"), "-c", "print(open('/proc/cpuinfo').read())")
-    assert "0xd08" in out and "asimd" in out and "GenuineIntel" not in out and "AuthenticAMD" not in out
+@pytest.mark.parametrize("row", BY_ROW)
+def test_pi_has_the_rows_python_and_interpreter_and_no_tensorflow(pi, row):
+    facts = json.loads(run_on_pi(pi(row), "-c", PROBE))
+    assert facts["machine"] == MACHINE[row.guest.arch] and facts["python"] == row.guest.python_version
+    assert not facts["tensorflow"]
+    assert facts["litert" if row.runtime == "litert" else "tflite_runtime"]
+    assert "/lstm-edge-" in facts["edge"]  # the wheel's edge package, not this checkout's
+    if row.runtime == "tflite-runtime":
+        assert facts["numpy"].startswith("1.")  # tflite-runtime 2.14 needs numpy < 2
+    if "python3-numpy" in row.apt_packages:
+        assert "/usr/lib/python3/dist-packages/numpy" in facts["numpy_path"]  # Debian's, as on the Pi
+    # qemu 10 emulates /proc/cpuinfo: the guest sees an ARM core, never the host's x86 one
+    assert "GenuineIntel" not in facts["cpuinfo"] and "AuthenticAMD" not in facts["cpuinfo"]
 
 
-@pytest.mark.parametrize("site", SITES)
 @pytest.mark.parametrize("mode", ["none", "int8"])
-def test_pi_answers_equal_x86(pi, exports, pi_images, mode, site):
+@pytest.mark.parametrize("row, cpu", ROW_CPUS)
+def test_pi_answers_equal_x86(pi, exports, pi_images, row, cpu, mode):
+    """edge-classify as the user runs it (no --runtime): it must pick the row's interpreter."""
     model, _ = exports(mode)
-    args = (str(pi_images), "--model", str(model), "--json", "--top-k", "2", "--runtime", site)
-    x86 = answers(run_cli(*EDGE_CLASSIFY, *args).stdout, site)
-    arm = answers(run_on_pi(pi(site), "-m", "edge.cli", *args), site)
+    args = (str(pi_images), "--model", str(model), "--json", "--top-k", "2")
+    x86 = answers(run_cli(*EDGE_CLASSIFY, *args, "--runtime", row.runtime).stdout, row.runtime)
+    arm = answers(run_on_pi(pi(row, cpu), "-m", "edge.cli", *args), row.runtime)
     assert len(arm) == 2 * DIGITS
     assert not device_failures(x86, arm, quantized=mode != "none")
+
+
+@pytest.mark.parametrize("row", BY_ROW)
+def test_edge_bench_runs_on_the_pi(pi, int8_model, row):
+    out = run_on_pi(pi(row), "-m", "edge.bench", str(int8_model), "--repeats", "20", "--threads", "1",
+                    "--batch-size", "8")
+    assert row.runtime in out and "us" in out  # it runs and reports; emulated timings mean nothing
+
+
+def test_readme_gives_each_rows_commands():
+    readme = (ROOT / "README.md").read_text()
+    for row in ROWS:
+        assert row.image in readme, row.image
+        for command in row.install:
+            assert command in readme, command
