@@ -17,12 +17,13 @@ $(BIN)/.installed: pyproject.toml
 	  || $(BIN)/pip install --quiet -e '.[train,tflite-runtime,dev,bench]'
 	touch $@
 
-## demo: train on the offline MNIST sample, export int8 with parity proven, classify example digits
+## demo: train on the offline MNIST sample, export int8 with parity proven, self-test it, classify example digits
 demo: $(BIN)/.installed
 	rm -rf $(RUN)
 	$(BIN)/lstm-edge train --dataset mnist-sample --epochs $(EPOCHS) --augment --out $(RUN)
 	$(BIN)/lstm-edge evaluate $(RUN)
 	$(BIN)/lstm-edge export $(RUN) --quantize --out model.tflite
+	$(BIN)/edge-doctor --model model.tflite
 	$(BIN)/edge-classify examples/digits --model model.tflite
 
 ## test: the linter, then the whole test suite on real digits and real runtimes
@@ -42,4 +43,4 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) runs model.tflite model.json .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) runs model.tflite model.json model.golden.npz .pytest_cache .ruff_cache .hypothesis

@@ -32,6 +32,11 @@ def manifest_path(model_path: str | os.PathLike[str]) -> str:
     return os.path.splitext(os.fspath(model_path))[0] + ".json"
 
 
+def golden_path(model_path: str | os.PathLike[str]) -> str:
+    """The golden digits' sidecar beside a model: `model.tflite` -> `model.golden.npz`."""
+    return os.path.splitext(os.fspath(model_path))[0] + ".golden.npz"
+
+
 def sha256_hex(data: bytes) -> str:
     return _sha256(data).hexdigest()
 

@@ -6,6 +6,7 @@ import platform
 from datetime import datetime, timezone
 from typing import Any
 
+from edge.doctor import cpu_model
 from edge.manifest import MANIFEST_FORMAT, sha256_hex
 from edge.preprocess import FIT_SIZE, IMAGE_SIZE, LABELS, PIXEL_MAX
 
@@ -13,12 +14,14 @@ from .verify import Parity
 
 
 def build_manifest(model_name: str, model_bytes: bytes, io: dict[str, Any], parity: Parity, run_config: dict,
-                   converter_version: str, representative: int, sizes: dict[str, int]) -> dict[str, Any]:
+                   converter_version: str, representative: int, sizes: dict[str, int],
+                   golden: dict[str, Any]) -> dict[str, Any]:
     """Everything a device (or a person) needs to trust and feed the model.
 
     Args:
       io: {"input": {...}, "output": {...}} tensor contracts (shape, dtype, scale, zero point).
       sizes: bytes per format converted in this export ("none", and the chosen mode).
+      golden: the golden digits' sidecar: file name, sha256, digits, runtimes.
     """
     return {
         "format": MANIFEST_FORMAT,
@@ -40,9 +43,11 @@ def build_manifest(model_name: str, model_bytes: bytes, io: dict[str, Any], pari
             "float_accuracy": parity.float_accuracy,
             "verified_on": [check.to_dict() for check in parity.checks],
         },
+        "golden": golden,
         "sizes_bytes": sizes,
         "representative_digits": representative,
         "training": run_config,
-        "converter": {"tensorflow": converter_version, "python": platform.python_version()},
+        "converter": {"tensorflow": converter_version, "python": platform.python_version(),
+                      "machine": platform.machine(), "cpu": cpu_model()},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

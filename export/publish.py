@@ -15,7 +15,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from edge.manifest import manifest_path
+from edge.manifest import golden_path, manifest_path, sha256_hex
 from edge.preprocess import scale_pixels
 from train.data import balanced_subset
 from train.errors import TrainError
@@ -26,6 +26,7 @@ from train.run import load_run, restore_model
 
 from .convert import convert
 from .errors import ExportError
+from .golden import choose_golden, golden_bytes
 from .manifest import build_manifest
 from .modes import DEFAULT_REPRESENTATIVE
 from .verify import DEFAULT_MIN_AGREEMENT_PCT, DEFAULT_TOLERANCE_PP, Parity, check_parity
@@ -118,12 +119,20 @@ def export_run(
         if not parity.passed:
             raise ExportError(f"parity failed, {out} left untouched: " + " | ".join(
                 f"{c.runtime}: {'; '.join(c.failures)}" for c in parity.checks if not c.passed))
-        manifest = build_manifest(out.name, model_bytes, parity.io, parity, run.config,
-                                  _tensorflow_version(), representative, {r.mode: r.size_bytes for r in rows})
+        chosen_digits = choose_golden(labels, reference)
+        golden = golden_bytes(chosen_digits, data.x_test, labels, reference, parity.outputs)
+        golden_out = Path(golden_path(out))
+        golden_file = work / "golden.npz"
+        golden_file.write_bytes(golden)
+        golden_entry = {"file": golden_out.name, "sha256": sha256_hex(golden), "digits": len(chosen_digits),
+                        "runtimes": {c.runtime: c.version for c in parity.checks}}
+        manifest = build_manifest(out.name, model_bytes, parity.io, parity, run.config, _tensorflow_version(),
+                                  representative, {r.mode: r.size_bytes for r in rows}, golden_entry)
         manifest_file = work / "manifest.json"
         manifest_file.write_text(json.dumps(manifest, indent=2) + "\n")
         manifest_out = Path(manifest_path(out))
-        try:
+        try:  # the manifest last: it names the model's and the sidecar's hashes
+            os.replace(golden_file, golden_out)
             os.replace(candidate, out)
             os.replace(manifest_file, manifest_out)
         except OSError as e:

@@ -8,7 +8,7 @@ import math
 import os
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -64,6 +64,7 @@ class Parity:
     digits: int
     checks: tuple[RuntimeCheck, ...]
     io: dict  # the model's input and output tensors: shape, dtype, scale, zero point
+    outputs: dict = field(default_factory=dict, repr=False)  # runtime -> (N, 10) its probabilities
 
     @property
     def passed(self) -> bool:
@@ -151,9 +152,10 @@ def check_parity(
     float_digits = reference.argmax(-1)
     float_correct = int(np.sum(float_digits == labels))
     may_lose, may_change = allowed_digits(tolerance_pp, n), allowed_digits(100 - min_agreement_pct, n)
-    checks = []
+    checks, outputs = [], {}
     for runtime in edge_runtimes(runtimes):
         probabilities, report = run_edge(model, digits_file, runtime)
+        outputs[report["runtime"]] = probabilities
         predicted = probabilities.argmax(-1)
         correct, changed = int(np.sum(predicted == labels)), int(np.sum(predicted != float_digits))
         difference = float(np.max(np.abs(probabilities - reference)))
@@ -169,4 +171,4 @@ def check_parity(
                                 f"(--min-agreement {min_agreement_pct:g}% allows {may_change})")
         checks.append(RuntimeCheck(report["runtime"], report["version"], n, correct, changed, difference,
                                    float(report.get("latency_us", float("nan"))), tuple(failures)))
-    return Parity(mode, float_correct, n, tuple(checks), report["io"])
+    return Parity(mode, float_correct, n, tuple(checks), report["io"], outputs)

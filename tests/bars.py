@@ -14,6 +14,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from edge.doctor import FLOAT_TOLERANCE, INT8_TOLERANCE_STEPS, compare_outputs
+
 FIXTURE_SEED = int(os.environ.get("LSTM_EDGE_TEST_SEED", "0"))
 
 # The fixture model (8 epochs on 4,000 sample digits) scored 948-953 of the 1,000 held-out digits
@@ -64,39 +66,29 @@ def files_failures(raw_digits: Sequence[int], file_digits: Sequence[int], labels
                                                       f"{FILES_MAX_FEWER} fewer"]
 
 
-# Two devices on the same int8 model: the int8 kernels requantize with other rounding per ISA and
-# per kernel library, and a one-code difference in the state is carried through the remaining steps.
-# Seen over seeds 0-3 on 80 images: LiteRT gave the same bytes on x86 and emulated ARM; tflite-runtime
-# differed by up to 12/256 in confidence between x86 and ARM, and by 22/256 from LiteRT on one x86;
-# one near-tie (top two 19/256 apart) flipped between x86 and ARM. Most images are exactly equal.
-# The bars: confidences within 32/256; the same digit wherever the reference's top two are further
-# apart than that (a nearer tie is rounding's to decide); and the median image equal to one output
-# step, which a model computing something else cannot meet.
-DEVICE_INT8_TOLERANCE = 32 / 256
-# float32: the same graph, with other summation orders and fused multiply-adds per ISA: within 1e-5
-# on 64-bit ARM, just over it on 32-bit ARM (two of 80 images); 1e-4 is still far below int8's step.
-DEVICE_FLOAT_TOLERANCE = 1e-4
+# Two devices on the same model: edge-doctor's own comparison and tolerances (edge/doctor.py says
+# what they were measured against: up to 12/256 between x86 and ARM on one runtime). Seen over seeds
+# 0-3 on 80 images: LiteRT gave the same bytes on x86 and emulated ARM; one near-tie (top two 19/256
+# apart) flipped between x86 and ARM tflite-runtime. On top of the doctor's rule, the median image
+# must be equal to one output step, which a model computing something else cannot meet.
+DEVICE_INT8_TOLERANCE = INT8_TOLERANCE_STEPS / 256  # the int8 softmax's output step is 1/256
+DEVICE_FLOAT_TOLERANCE = FLOAT_TOLERANCE
 DEVICE_MAX_MEDIAN_DIFFERENCE = 1 / 256
 
 
-def device_failures(reference: Mapping[str, tuple], other: Mapping[str, tuple], quantized: bool) -> list[str]:
-    """Two devices' answers per image: name -> (digit, confidence, runner-up probability)."""
+def device_failures(reference: Mapping[str, Sequence[float]], other: Mapping[str, Sequence[float]],
+                    quantized: bool) -> list[str]:
+    """Two devices' probabilities per image: name -> the 10 probabilities."""
     if reference.keys() != other.keys():
         return [f"images differ: {sorted(set(reference) ^ set(other))[:5]}"]
+    names = sorted(reference)
+    expected = np.array([reference[n] for n in names], np.float64)
+    actual = np.array([other[n] for n in names], np.float64)
     tolerance = DEVICE_INT8_TOLERANCE if quantized else DEVICE_FLOAT_TOLERANCE
-    failures, differences = [], []
-    for name, (digit, confidence, runner_up) in sorted(reference.items()):
-        other_digit, other_confidence, _ = other[name]
-        difference = abs(other_confidence - confidence)
-        differences.append(difference)
-        if other_digit != digit and confidence - runner_up > tolerance:
-            failures.append(f"{name}: digit {other_digit} where the reference says {digit} "
-                            f"({100 * confidence:.1f}% against {100 * runner_up:.1f}%)")
-        elif other_digit == digit and difference > tolerance:
-            failures.append(f"{name}: confidence {other_confidence:.6f} against {confidence:.6f}")
-    median = float(np.median(differences)) if differences else 0.0
+    failures = compare_outputs(expected, actual, tolerance, names)
+    median = float(np.median(np.abs(actual - expected).max(-1))) if names else 0.0
     if quantized and median > DEVICE_MAX_MEDIAN_DIFFERENCE:
-        failures.append(f"median confidence difference {median:.4f} > {DEVICE_MAX_MEDIAN_DIFFERENCE:.4f}")
+        failures.append(f"median probability difference {median:.4f} > {DEVICE_MAX_MEDIAN_DIFFERENCE:.4f}")
     return failures
 
 

@@ -148,7 +148,11 @@ def _built(folder: Path, build) -> Path:
     tmp.mkdir()
     try:
         build(tmp)
-        tmp.rename(folder)
+        try:
+            tmp.rename(folder)
+        except OSError:  # another process built the same meanwhile: keep its copy
+            if not folder.is_dir():
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder

@@ -69,11 +69,17 @@ def pi_images(sample, tmp_path_factory):
     return folder
 
 
-def answers(stdout: str, runtime: str) -> dict[str, tuple[int, float, float]]:
-    """name -> (digit, confidence, runner-up probability), each row checked to come from `runtime`."""
+def answers(stdout: str, runtime: str) -> dict[str, list[float]]:
+    """name -> the 10 probabilities (from --top-k 10), each row checked to come from `runtime`."""
     rows = [json.loads(line) for line in stdout.splitlines()]
     assert all(r["runtime"].startswith(runtime + " ") for r in rows), {r["runtime"] for r in rows}
-    return {os.path.basename(r["path"]): (r["digit"], r["confidence"], r["top_k"][1]["probability"]) for r in rows}
+    probabilities = {}
+    for r in rows:
+        vector = [0.0] * 10
+        for entry in r["top_k"]:
+            vector[entry["digit"]] = entry["probability"]
+        probabilities[os.path.basename(r["path"])] = vector
+    return probabilities
 
 
 PROBE = ("import importlib.util, json, platform, sys, numpy, edge; "
@@ -105,11 +111,20 @@ def test_pi_has_the_rows_python_and_interpreter_and_no_tensorflow(pi, row):
 def test_pi_answers_equal_x86(pi, exports, pi_images, row, cpu, mode):
     """edge-classify as the user runs it (no --runtime): it must pick the row's interpreter."""
     model, _ = exports(mode)
-    args = (str(pi_images), "--model", str(model), "--json", "--top-k", "2")
+    args = (str(pi_images), "--model", str(model), "--json", "--top-k", "10")
     x86 = answers(run_cli(*EDGE_CLASSIFY, *args, "--runtime", row.runtime).stdout, row.runtime)
     arm = answers(run_on_pi(pi(row, cpu), "-m", "edge.cli", *args), row.runtime)
     assert len(arm) == 2 * DIGITS
     assert not device_failures(x86, arm, quantized=mode != "none")
+
+
+@pytest.mark.parametrize("mode", ["none", "int8"])
+@pytest.mark.parametrize("row", BY_ROW)
+def test_edge_doctor_passes_on_the_pi(pi, exports, row, mode):
+    """The user's own check after installing: the golden digits give the exported answers there."""
+    report = json.loads(run_on_pi(pi(row), "-m", "edge.doctor", "--model", str(exports(mode)[0]), "--json"))
+    assert report["ok"] and report["runtime"] == row.runtime, report["checks"]
+    assert report["environment"]["machine"] == MACHINE[row.guest.arch]
 
 
 @pytest.mark.parametrize("row", BY_ROW)
