@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RUN ?= runs/demo
 EPOCHS ?= 12
 
-.PHONY: demo test test-pi lint bench clean
+.PHONY: demo test test-pi lint bench bench-numbers clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test-pi: $(BIN)/.installed
 ## bench: lstm-edge beside its baselines on this machine -> benchmarks/results/ and the README
 bench: $(BIN)/.installed
 	$(BIN)/lstm-edge bench
+
+## bench-numbers: whole numbers read from synthetic images (needs a model: make demo, or MODEL= and DATA=)
+MODEL ?= model.tflite
+bench-numbers: $(BIN)/.installed
+	$(BIN)/python -m benchmarks.numbers --model $(MODEL) $(if $(DATA),--data $(DATA))
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -212,16 +212,16 @@ def _us(value: float) -> str:
     return f"{value / 1000:.2f} ms" if value >= 1000 else f"{value:.0f} us"
 
 
-def update_readme(table: str, readme: Path = README) -> bool:
-    """Replace the README's text between the bench markers; False when there is no such README."""
+def update_readme(table: str, readme: Path = README, start: str = START, end: str = END) -> bool:
+    """Replace the README's text between two markers; False when there is no such README."""
     if not readme.exists():
         return False
     text = readme.read_text()
-    if START not in text or END not in text:
+    if start not in text or end not in text:
         return False
-    head, rest = text.split(START, 1)
-    tail = rest.split(END, 1)[1]
-    readme.write_text(f"{head}{START}\n{table}\n{END}{tail}")
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    readme.write_text(f"{head}{start}\n{table}\n{end}{tail}")
     return True
 
 

@@ -9,8 +9,9 @@ from typing import Iterable, Optional
 import numpy as np
 
 from .errors import ImageError
-from .preprocess import IMAGE_SIZE, ImageSource, preprocess_image
+from .preprocess import IMAGE_SIZE, Box, ImageSource, find_digits, preprocess_image
 from .runtime import TFLiteModel
+from .segment import MAX_DIGITS
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,28 @@ class Prediction:
         """The k most probable (digit, probability) pairs, most probable first."""
         order = sorted(range(len(self.probabilities)), key=lambda d: -self.probabilities[d])
         return tuple((d, self.probabilities[d]) for d in order[:k])
+
+
+@dataclass(frozen=True)
+class NumberReading:
+    """A number read from one line of handwritten digits.
+
+    Attributes:
+      text: the digits, left to right ("4721": leading zeros kept).
+      digits: each digit's Prediction, left to right.
+      boxes: each digit's (left, top, right, bottom) in the image's pixels.
+      inputs: each digit's 28x28 model input, as the model saw it.
+    """
+
+    text: str
+    digits: tuple[Prediction, ...]
+    boxes: tuple[Box, ...]
+    inputs: tuple[np.ndarray, ...]
+
+    @property
+    def lowest_confidence(self) -> float:
+        """The least sure digit's confidence: the number is as trustworthy as its weakest digit."""
+        return min(p.confidence for p in self.digits)
 
 
 def as_model_input(item: ImageSource, preprocess: bool = True) -> np.ndarray:
@@ -99,3 +122,17 @@ class DigitClassifier:
             return []
         probabilities = self.model.predict(np.stack(digits))
         return [Prediction.from_probabilities(p) for p in probabilities]
+
+    def read_number(self, item: ImageSource, max_digits: int = MAX_DIGITS) -> NumberReading:
+        """Read the whole number in one line of handwritten digits: each digit found, put through
+        MNIST's recipe as a single digit is, and all of them through one batched inference.
+
+        Returns:
+          a NumberReading.
+        Raises:
+          ImageError: unreadable, no ink, several lines, or more than max_digits digits.
+        """
+        inputs, boxes = find_digits(item, max_digits)
+        predictions = [Prediction.from_probabilities(p) for p in self.model.predict(np.stack(inputs))]
+        return NumberReading("".join(str(p.digit) for p in predictions), tuple(predictions), tuple(boxes),
+                             tuple(inputs))

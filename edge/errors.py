@@ -15,3 +15,7 @@ class NoDigitError(ImageError):
 
 class ModelError(EdgeError):
     """The model file is missing, not TFLite, or breaks the model contract."""
+
+
+class SeveralDigitsError(ImageError):
+    """The image holds several digits where one was expected: answering one would be a guess."""

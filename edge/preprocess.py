@@ -17,7 +17,8 @@ from typing import Any, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError, NoDigitError
+from .errors import ImageError, NoDigitError, SeveralDigitsError
+from .segment import MAX_DIGITS, segment_digits
 
 IMAGE_SIZE = 28  # the model reads IMAGE_SIZE time steps of IMAGE_SIZE pixels
 FIT_SIZE = 20  # MNIST fits the ink's bounding box into 20x20, then pads to 28x28
@@ -37,6 +38,7 @@ MIN_CONTRAST = 0.15
 TEXTURE_FLOOR = 0.1
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
+Box = tuple[int, int, int, int]  # (left, top, right, bottom) in pixels, as PIL has boxes
 ImageSource = Union[str, "os.PathLike[str]", bytes, Image.Image, np.ndarray, Any]
 
 
@@ -60,10 +62,36 @@ def preprocess_image(source: ImageSource) -> np.ndarray:
     Returns:
       float32 array (28, 28) in [0, 1], ink light on dark.
     Raises:
-      ImageError: the source is not a readable image (NoDigitError: it holds no ink).
+      ImageError: the source is not a readable image (NoDigitError: it holds no ink), or it
+        holds several digits: one answer for them would be a guess (read them with find_digits).
     """
-    ink = ink_map(load_image(source))
-    return mnist_layout(ink)
+    inputs, _ = find_digits(source)
+    if len(inputs) > 1:
+        raise SeveralDigitsError(f"{len(inputs)} digits found; use --number to read a number")
+    return inputs[0]
+
+
+def find_digits(source: ImageSource, max_digits: int = MAX_DIGITS) -> tuple[list[np.ndarray], list[Box]]:
+    """Each digit of one line of handwriting as the model's input, left to right.
+
+    Args:
+      source: as for preprocess_image.
+      max_digits: more digit-sized shapes than this is an error.
+    Returns:
+      (inputs: float32 (28, 28) arrays, boxes: (left, top, right, bottom) of each digit in the
+      image's own pixels).
+    Raises:
+      ImageError: unreadable, no ink (NoDigitError), several lines, more than max_digits digits.
+    """
+    image = load_image(source)
+    ink = ink_map(image)
+    segments = segment_digits(ink, max_digits)
+    if not segments:
+        raise NoDigitError("no digit found: no stroke stands out")
+    sx, sy = image.width / ink.shape[1], image.height / ink.shape[0]  # the ink map may be reduced
+    boxes = [(math.floor(g.left * sx), math.floor(g.top * sy), math.ceil(g.right * sx), math.ceil(g.bottom * sy))
+             for g in segments]
+    return [mnist_layout(g.ink) for g in segments], boxes
 
 
 def load_image(source: ImageSource) -> Image.Image:

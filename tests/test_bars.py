@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.forms import off_centre_transparent
 from edge import DigitClassifier, scale_pixels
 from tests import bars
 from tests.damage import damage
-from tests.edge.test_preprocess import off_centre_transparent
 
 DAMAGES = ["shuffled-weights", "wrong-scale"]
 

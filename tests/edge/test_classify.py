@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.forms import off_centre_transparent, paper_photo
 from edge import DigitClassifier, ImageError, ModelError, Prediction, scale_pixels
 from tests.bars import CLI_MIN_CORRECT_OF_500, files_failures
 from tests.conftest import EDGE_CLASSIFY, ROOT, run_cli
-from tests.edge.test_preprocess import off_centre_transparent, paper_photo
 
 IMAGES = 500  # held-out sample digits saved as files, per form (the bars in tests/bars.py count of 500)
 

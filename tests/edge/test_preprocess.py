@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
+from benchmarks.forms import off_centre_transparent, paper_photo
 from edge import ImageError, NoDigitError, preprocess_image, scale_pixels
 from edge.preprocess import IMAGE_SIZE, MAX_PIXELS, render_ascii
 
@@ -20,24 +21,6 @@ from edge.preprocess import IMAGE_SIZE, MAX_PIXELS, render_ascii
 def centre_of_mass(digit):
     rows, cols = np.indices(digit.shape)
     return (digit * rows).sum() / digit.sum(), (digit * cols).sum() / digit.sum()
-
-
-def paper_photo(digit_uint8: np.ndarray, scale: int = 8, rng=None) -> Image.Image:
-    """A digit as dark ink on light, slightly textured paper, upscaled, in RGB."""
-    rng = rng or np.random.default_rng(0)
-    big = np.asarray(Image.fromarray(digit_uint8).resize((28 * scale, 28 * scale), Image.BILINEAR), np.float32)
-    paper = 235 + rng.normal(0, 4, big.shape)
-    ink = paper - big / 255 * 200
-    rgb = np.stack([ink, ink * 0.98, ink * 0.95], -1)
-    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB")
-
-
-def off_centre_transparent(digit_uint8: np.ndarray, canvas: int = 300) -> Image.Image:
-    """A small black digit, off-centre on a large transparent canvas (alpha carries the strokes)."""
-    rgba = np.zeros((canvas, canvas, 4), np.uint8)
-    small = np.asarray(Image.fromarray(digit_uint8).resize((56, 56), Image.BILINEAR))
-    rgba[30:86, 200:256, 3] = small
-    return Image.fromarray(rgba, "RGBA")
 
 
 def test_mnist_digits_pass_through_nearly_unchanged(sample):

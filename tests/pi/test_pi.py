@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.forms import paper_photo
 from tests.bars import device_failures
 from tests.conftest import EDGE_CLASSIFY, ROOT, run_cli
-from tests.edge.test_preprocess import paper_photo
 from tests.pi.boards import ROWS
 from tests.pi.emulator import EmulatorUnavailable, emulator_for
 

@@ -1,0 +1,190 @@
+"""Reading whole numbers: synthetic numbers made of held-out sample digits (never training digits),
+read with `DigitClassifier.read_number`, beside the same digits read one by one.
+
+    python -m benchmarks.numbers [--model model.tflite] [--data MNIST_DIR] [--numbers N] [--out DIR]
+
+Each number has 2 to 6 digits, each digit scaled by 0.85-1.15 and shifted up or down by up to 3 of
+its 28 pixels, with gaps either separated (2-12 pixels) or touching (the digits' columns overlap
+by 1-3 pixels, so strokes often meet). Every number comes in the three forms the tests use: the
+28-pixel-high PNG as drawn (MNIST's polarity), dark ink on textured paper at 5x as a JPEG, and
+small on a large transparent canvas. Writes numbers.json, numbers.md and numbers-failures.png (a
+few touching pairs read wrong) to DIR, and the README's table when DIR is the checkout's own
+benchmarks/results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .forms import off_centre_transparent, paper_photo
+from .run import README, RESULTS, machine, update_readme
+
+FORMS = ("png28", "paper", "canvas")
+GAPS = {"separated": (2, 12), "touching": (-3, -1)}
+SINGLE_DIGITS = 2000  # held-out digits drawn from, and each read alone to count false splits
+START, END = "<!-- numbers:start -->", "<!-- numbers:end -->"
+
+
+def compose(digits: list[np.ndarray], gaps: list[int], rng: np.random.Generator) -> np.ndarray:
+    """Digits (28x28 uint8, ink light) side by side on one line, with scale and baseline jitter."""
+    pieces = []
+    for digit in digits:
+        columns = np.flatnonzero(digit.max(axis=0) > 0)
+        crop = digit[:, columns[0] : columns[-1] + 1]
+        scale = rng.uniform(0.85, 1.15)
+        size = (max(1, round(crop.shape[1] * scale)), max(1, round(28 * scale)))
+        pieces.append((np.asarray(Image.fromarray(crop).resize(size, Image.BILINEAR)), int(rng.integers(-3, 4))))
+    margin = 8
+    height = 2 * margin + max(p.shape[0] for p, _ in pieces)
+    width = 2 * margin + sum(p.shape[1] for p, _ in pieces) + sum(gaps)
+    canvas = np.zeros((height, width), np.uint8)
+    x = margin
+    for (piece, shift), gap in zip(pieces, [*gaps, 0]):
+        y = (height - piece.shape[0]) // 2 + shift
+        region = canvas[y : y + piece.shape[0], x : x + piece.shape[1]]
+        np.maximum(region, piece, out=region)
+        x += piece.shape[1] + gap
+    return canvas
+
+
+def encode(ink: np.ndarray, form: str, rng: np.random.Generator) -> bytes:
+    buffer = io.BytesIO()
+    if form == "png28":
+        Image.fromarray(ink).save(buffer, "PNG")
+    elif form == "paper":
+        paper_photo(ink, scale=5, rng=rng).save(buffer, "JPEG", quality=85)
+    else:
+        off_centre_transparent(ink, canvas=max(300, 2 * ink.shape[1] + 100)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def measure(model: str, numbers: int, data_path: str | None = None, seed: int = 0) -> tuple[dict, list]:
+    """The figures, and the touching pairs read wrong (for the picture).
+
+    Args:
+      data_path: the model's dataset (a folder of MNIST IDX files), whose test split is held out from
+        it; default the offline sample's held-out split (for models trained on the sample).
+    """
+    from edge import DigitClassifier, ImageError
+    from edge.preprocess import find_digits
+    from train.data import load_dataset
+
+    data = load_dataset("mnist-sample", data_path)
+    x, y = data.x_test[:SINGLE_DIGITS], data.y_test[:SINGLE_DIGITS]  # held-out digits only
+    classifier = DigitClassifier(model)
+    rng = np.random.default_rng(seed)
+    rows, failures = [], []
+
+    def read(length: int, gap_class: str, form: str) -> tuple[str, str, int, np.ndarray]:
+        """One synthetic number: (truth, what was read, single digits right, its ink)."""
+        low, high = GAPS[gap_class]
+        index = rng.integers(0, len(x), length)
+        ink = compose(list(x[index]), [int(g) for g in rng.integers(low, high + 1, length - 1)], rng)
+        try:
+            text = classifier.read_number(encode(ink, form, rng)).text
+        except ImageError:
+            text = ""
+        singles = 0
+        for digit, label in zip(x[index], y[index]):
+            try:
+                singles += classifier.classify(encode(digit, form, rng)).digit == int(label)
+            except ImageError:  # refused (e.g. read as several digits): not right
+                pass
+        return "".join(str(int(d)) for d in y[index]), text, singles, ink
+
+    for form in FORMS:
+        for gap_class, lengths in (("separated", None), ("touching", None), ("separated", 4)):
+            whole = digits_right = digits_total = count_right = single_right = 0
+            for _ in range(numbers):
+                length = lengths or int(rng.integers(2, 7))
+                truth, text, singles, ink = read(length, gap_class, form)
+                whole += text == truth
+                count_right += len(text) == length
+                digits_right += sum(a == b for a, b in zip(text, truth)) if len(text) == length else 0
+                digits_total += length
+                single_right += singles
+                if text != truth and gap_class == "touching" and form == "png28" and length == 2 \
+                        and len(failures) < 6:
+                    failures.append((ink, truth, text))
+            rows.append({"form": form, "gaps": gap_class, "digits": f"{lengths}" if lengths else "2-6",
+                         "numbers": numbers, "whole": whole / numbers, "digit_count": count_right / numbers,
+                         "per_digit": digits_right / digits_total, "single_digit": single_right / digits_total})
+    # How often is a single digit read as several? Every held-out digit, in every form.
+    split = {}
+    for form in FORMS:
+        several = 0
+        for digit in x:
+            try:
+                several += len(find_digits(encode(digit, form, rng))[0]) != 1
+            except ImageError:  # refused as several lines: not read as one digit either
+                several += 1
+        split[form] = several / len(x)
+    return {"machine": machine(), "model": model, "runtime": classifier.runtime, "rows": rows, "data": data.name,
+            "single_digits": len(x), "single_read_as_several": split}, failures
+
+
+def render(r: dict) -> str:
+    lines = [f"Read with `read_number` from {r['rows'][0]['numbers']} synthetic numbers per row (held-out digits: "
+             f"the test split of {r['data']}), {r['model']} on {r['runtime']}, {r['machine']['cpu']}. \"per digit\" "
+             "counts a number's digits only when the count of digits is right; \"single\" is the same digits read "
+             "one image each, in the same form.", "",
+             "| form | gaps | digits | whole number | digit count right | per digit | single |",
+             "|---|---|---|---|---|---|---|"]
+    for row in r["rows"]:
+        lines.append(f"| {row['form']} | {row['gaps']} | {row['digits']} | {100 * row['whole']:.1f}% | "
+                     f"{100 * row['digit_count']:.1f}% | {100 * row['per_digit']:.1f}% | "
+                     f"{100 * row['single_digit']:.1f}% |")
+    split = ", ".join(f"{form} {100 * v:.2f}%" for form, v in r["single_read_as_several"].items())
+    lines += ["", f"Single digits read as more than one ({r['single_digits']:,} held-out digits per form): {split}."]
+    return "\n".join(lines)
+
+
+def failure_picture(failures: list, path: Path) -> None:
+    """The touching pairs read wrong, each with the truth and what was read."""
+    tiles = []
+    for ink, truth, read in failures:
+        tile = Image.new("L", (ink.shape[1] * 3, ink.shape[0] * 3 + 16), 255)
+        tile.paste(Image.fromarray(255 - ink).resize((ink.shape[1] * 3, ink.shape[0] * 3), Image.NEAREST), (0, 16))
+        ImageDraw.Draw(tile).text((2, 2), f"{truth} read {read or '(error)'}", fill=0)
+        tiles.append(tile)
+    if not tiles:
+        return
+    picture = Image.new("L", (sum(t.width + 8 for t in tiles), max(t.height for t in tiles)), 200)
+    x = 0
+    for tile in tiles:
+        picture.paste(tile, (x, 0))
+        x += tile.width + 8
+    picture.save(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="model.tflite", help="an exported model (default: make demo's)")
+    parser.add_argument("--data", help="the model's MNIST IDX folder: numbers from its test split "
+                                       "[default: the offline sample's held-out digits]")
+    parser.add_argument("--numbers", type=int, default=200, help="numbers per form and gap class")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if not Path(args.model).is_file():
+        parser.error(f"--model {args.model}: no such file (make demo exports one)")
+    if args.numbers < 1:
+        parser.error("--numbers must be at least 1")
+    results, failures = measure(args.model, args.numbers, args.data)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "numbers.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = render(results)
+    (args.out / "numbers.md").write_text(table + "\n")
+    failure_picture(failures, args.out / "numbers-failures.png")
+    if args.out.resolve() == RESULTS.resolve() and update_readme(table, README, START, END):
+        print(f"updated {README}")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""The digits of one line of handwriting in an ink map: connected strokes, merged when they belong
+to one digit (the bar of a 5, a broken 4), split when two digits touch, dots and specks dropped,
+left to right. numpy only: a run-length labelling, so the work grows with the strokes, not the
+pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ImageError
+
+STRONG = 0.4  # ink above this is stroke; fainter is anti-aliasing, texture or ringing
+SAME_DIGIT_OVERLAP = 0.5  # strokes whose columns overlap by this share of the narrower one are one digit
+STACKED_GAP = 0.25  # one stroke above another, this share of the tallest digit apart or closer: one digit
+FRAGMENT_HEIGHT = 0.5  # a stroke shorter than this share of the tallest ...
+FRAGMENT_GAP = 0.3  # ... this close beside a full-height one (share of the tallest) belongs to it
+DUST = 0.02  # stroke pieces under this share of the biggest one's area, and small, are dust: never merged
+SPECK_AREA = 0.08  # a group with less stroke than this share of the biggest digit's ...
+SPECK_SIZE = 0.35  # ... and smaller than this share of the tallest digit is a dot or a speck
+TOUCHING_ASPECT = 1.2  # a group this many times wider than tall may hold touching digits ...
+WAIST = 0.45  # ... where its column profile thins to this share of its median column (a wide 0 does not)
+DIGIT_ASPECT = 0.8  # a digit's width over its height, for guessing how many touch
+LINE_HEIGHT = 0.5  # a band of rows this share of the tallest band's height ...
+LINE_INK = 0.1  # ... holding this share of the ink ...
+LINE_GAP = 0.25  # ... this share of its height away from the next is a line of its own
+MAX_DIGITS = 12
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One digit: its box in ink-map pixels and its ink alone (other digits' strokes removed)."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+    ink: np.ndarray  # (bottom - top, right - left) float32 in [0, 1]
+
+
+def label_runs(mask: np.ndarray) -> tuple[list[tuple[int, int, int]], list[int]]:
+    """8-connected components of a boolean image, by runs.
+
+    Returns:
+      runs: (row, start, stop) of every horizontal run of True;
+      labels: each run's component, numbered from 0 in order of first appearance.
+    """
+    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), np.int8)
+    padded[:, 1:-1] = mask
+    edges = np.diff(padded, axis=1)
+    rows, starts = np.nonzero(edges == 1)
+    _, stops = np.nonzero(edges == -1)
+    runs = list(zip(rows.tolist(), starts.tolist(), stops.tolist()))
+    parent = list(range(len(runs)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    previous: list[int] = []  # runs of the row above
+    current: list[int] = []
+    row = -1
+    for i, (r, start, stop) in enumerate(runs):
+        if r != row:
+            previous = current if r == row + 1 else []
+            current, row = [], r
+        for j in previous:
+            _, s, e = runs[j]
+            if s <= stop and e >= start:  # touching diagonally counts: 8-connectivity
+                a, b = find(i), find(j)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+        current.append(i)
+    roots: dict[int, int] = {}
+    labels = [roots.setdefault(find(i), len(roots)) for i in range(len(runs))]
+    return runs, labels
+
+
+@dataclass(eq=False)
+class _Group:
+    top: int
+    bottom: int
+    left: int
+    right: int
+    area: int
+    runs: list
+
+    def absorb(self, other: _Group) -> None:
+        self.top, self.bottom = min(self.top, other.top), max(self.bottom, other.bottom)
+        self.left, self.right = min(self.left, other.left), max(self.right, other.right)
+        self.area += other.area
+        self.runs += other.runs
+
+
+def _components(mask: np.ndarray) -> list[_Group]:
+    runs, labels = label_runs(mask)
+    groups: dict[int, _Group] = {}
+    for (r, s, e), label in zip(runs, labels):
+        g = groups.get(label)
+        if g is None:
+            groups[label] = _Group(r, r + 1, s, e, e - s, [(r, s, e)])
+        else:
+            g.absorb(_Group(r, r + 1, s, e, e - s, [(r, s, e)]))
+    return list(groups.values())
+
+
+def _merge_same_digit(groups: list[_Group], tallest: int) -> list[_Group]:
+    """Strokes of one digit: columns that overlap much (a broken 4), or one stroke above another
+    and close beside it (the bar of a 5): digits in one line never stand on each other."""
+    merged: list[_Group] = []
+    for g in sorted(groups, key=lambda g: g.left):
+        for m in merged:
+            overlap = min(m.right, g.right) - max(m.left, g.left)  # negative: the gap between them
+            stacked = g.top >= m.bottom or m.top >= g.bottom
+            if (overlap >= SAME_DIGIT_OVERLAP * min(m.right - m.left, g.right - g.left)
+                    or (stacked and overlap > -STACKED_GAP * tallest)):
+                m.absorb(g)
+                break
+        else:
+            merged.append(g)
+    return merged
+
+
+def _merge_fragments(groups: list[_Group], tallest: int) -> list[_Group]:
+    """A short stroke close beside a full-height one is part of that digit (a 5's bar drawn apart,
+    a pen's slip beside a 1): the digits of one line are of one height, within a third."""
+    full = [g for g in groups if g.bottom - g.top >= FRAGMENT_HEIGHT * tallest]
+    kept = list(full)
+    for g in groups:
+        if any(g is f for f in full):
+            continue
+        gaps = [(max(f.left - g.right, g.left - f.right), i) for i, f in enumerate(full)]
+        gap, nearest = min(gaps) if gaps else (tallest, -1)
+        if gap <= FRAGMENT_GAP * tallest:
+            full[nearest].absorb(g)
+        else:
+            kept.append(g)
+    return kept
+
+
+def _ink_of(ink: np.ndarray, group: _Group) -> np.ndarray:
+    """The group's ink in its box: its strokes and the faint edges around them, nobody else's."""
+    height, width = group.bottom - group.top, group.right - group.left
+    mask = np.zeros((height + 4, width + 4), bool)  # the box and 2 pixels around: the edges' reach
+    for r, s, e in group.runs:
+        mask[r - group.top + 2, s - group.left + 2 : e - group.left + 2] = True
+    # The anti-aliased edge lies within a pixel or two of the strokes.
+    for _ in range(2):
+        mask[1:] |= mask[:-1]
+        mask[:-1] |= mask[1:]
+        mask[:, 1:] |= mask[:, :-1]
+        mask[:, :-1] |= mask[:, 1:]
+    box = (slice(group.top, group.bottom), slice(group.left, group.right))
+    return np.where(mask[2:-2, 2:-2], ink[box], 0.0).astype(np.float32)
+
+
+def _split_touching(ink: np.ndarray, group: _Group, height: int) -> list[Segment]:
+    """A group much wider than a digit: cut it where the ink is thinnest near each expected border."""
+    width = group.right - group.left
+    count = max(2, round(width / (DIGIT_ASPECT * height)))
+    crop = _ink_of(ink, group)
+    profile = crop.sum(axis=0)
+    cuts = [0]
+    for k in range(1, count):
+        centre = k * width // count
+        reach = max(1, width // (3 * count))
+        lo, hi = max(cuts[-1] + 1, centre - reach), min(width - 1, centre + reach)
+        cuts.append(lo + int(np.argmin(profile[lo:hi])) if hi > lo else centre)
+    cuts.append(width)
+    strokes = profile[profile > 0]
+    waist = WAIST * float(np.sort(strokes)[len(strokes) // 2])
+    if all(profile[c] > waist for c in cuts[1:-1]):  # no thin neck: one wide digit, not several
+        return [Segment(group.top, group.bottom, group.left, group.right, crop)]
+    segments = []
+    for a, b in zip(cuts, cuts[1:]):
+        part = crop[:, a:b]
+        rows = np.flatnonzero(part.max(axis=1) > STRONG)
+        if len(rows) == 0:
+            continue
+        top, bottom = int(rows[0]), int(rows[-1]) + 1
+        segments.append(Segment(group.top + top, group.top + bottom, group.left + a, group.left + b,
+                                np.ascontiguousarray(part[top:bottom])))
+    return segments
+
+
+def _check_one_line(strong: np.ndarray) -> None:
+    """Several lines are bands of rows with ink, each tall and holding much ink, with a wide gap
+    between them. (A digit broken across, or a 5's bar drawn apart, leaves a narrow gap, or a
+    thin band.)"""
+    rows = strong.sum(axis=1)
+    bands, start = [], None  # (first row, end row, ink)
+    for r, count in enumerate([*rows.tolist(), 0]):
+        if count and start is None:
+            start = r
+        elif not count and start is not None:
+            bands.append((start, r, int(rows[start:r].sum())))
+            start = None
+    if len(bands) < 2:
+        return
+    tallest, total = max(b - a for a, b, _ in bands), sum(ink for _, _, ink in bands)
+    lines = [(a, b) for a, b, ink in bands if b - a >= LINE_HEIGHT * tallest and ink >= LINE_INK * total]
+    apart = sum(1 for (a0, b0), (a1, b1) in zip(lines, lines[1:]) if a1 - b0 >= LINE_GAP * min(b0 - a0, b1 - a1))
+    if apart:
+        raise ImageError(f"the ink lies in {apart + 1} lines; read one line at a time (crop the image to it)")
+
+
+def segment_digits(ink: np.ndarray, max_digits: int = MAX_DIGITS) -> list[Segment]:
+    """The digits of one line in an ink map, left to right.
+
+    Args:
+      ink: float (H, W) in [0, 1], ink 1 (preprocess.ink_map).
+      max_digits: more digit-sized shapes than this is an error, not a number.
+    Returns:
+      one Segment per digit (none when the ink holds no stroke).
+    Raises:
+      ImageError: digits in more than one line, or more than max_digits digits.
+    """
+    strong = ink > STRONG
+    _check_one_line(strong)
+    pieces = _components(strong)
+    if not pieces:
+        return []
+    biggest = max(g.area for g in pieces)
+    tallest = max(g.bottom - g.top for g in pieces)
+    pieces = [g for g in pieces if g.area >= DUST * biggest or g.bottom - g.top >= SPECK_SIZE * tallest]
+    groups = _merge_fragments(_merge_same_digit(pieces, tallest), tallest)
+    biggest = max(g.area for g in groups)
+    tallest = max(g.bottom - g.top for g in groups)
+    digits = [g for g in groups
+              if g.area >= SPECK_AREA * biggest or max(g.bottom - g.top, g.right - g.left) >= SPECK_SIZE * tallest]
+    segments: list[Segment] = []
+    typical = sorted(g.bottom - g.top for g in digits)[len(digits) // 2]
+    for g in sorted(digits, key=lambda g: g.left):
+        height = max(g.bottom - g.top, typical)
+        if g.right - g.left > TOUCHING_ASPECT * height:
+            segments += _split_touching(ink, g, height)
+        else:
+            segments.append(Segment(g.top, g.bottom, g.left, g.right, _ink_of(ink, g)))
+        if len(segments) > max_digits:
+            raise ImageError(f"more than {max_digits} digits found (--max-digits {max_digits})")
+    return segments

@@ -1,0 +1,91 @@
+"""Finding the digits of one line: components, strokes of one digit merged, specks dropped, lines
+and counts refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from benchmarks.numbers import compose
+from edge import ImageError
+from edge.segment import label_runs, segment_digits
+
+
+def flood_fill_count(mask: np.ndarray) -> int:
+    """8-connected components the slow, obvious way."""
+    seen = np.zeros_like(mask)
+    count = 0
+    for start in zip(*np.nonzero(mask)):
+        if seen[start]:
+            continue
+        count += 1
+        stack = [start]
+        seen[start] = True
+        while stack:
+            r, c = stack.pop()
+            for dr in (-1, 0, 1):
+                for dc in (-1, 0, 1):
+                    rr, cc = r + dr, c + dc
+                    if 0 <= rr < mask.shape[0] and 0 <= cc < mask.shape[1] and mask[rr, cc] and not seen[rr, cc]:
+                        seen[rr, cc] = True
+                        stack.append((rr, cc))
+    return count
+
+
+@settings(max_examples=150, deadline=None)
+@given(hnp.arrays(np.bool_, st.tuples(st.integers(1, 12), st.integers(1, 12))))
+def test_run_labelling_finds_the_8_connected_components(mask):
+    runs, labels = label_runs(mask)
+    assert sum(e - s for _, s, e in runs) == mask.sum()
+    assert len(set(labels)) == flood_fill_count(mask)
+
+
+def ink(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.float32) / 255
+
+
+def test_separated_digits_come_left_to_right_with_their_boxes(sample):
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        index = rng.integers(0, 1000, 4)
+        line = compose(list(sample.x_test[index]), [8, 8, 8], rng)
+        segments = segment_digits(ink(line))
+        assert len(segments) == 4
+        lefts = [g.left for g in segments]
+        assert lefts == sorted(lefts) and all(a.right <= b.left for a, b in zip(segments, segments[1:]))
+
+
+def test_a_digit_drawn_in_pieces_is_one_digit():
+    canvas = np.zeros((40, 40), np.uint8)
+    canvas[14:34, 10:13] = canvas[14:17, 10:26] = canvas[31:34, 10:26] = canvas[17:34, 23:26] = 255  # body
+    canvas[6:9, 22:36] = 255  # the bar of a 5, drawn apart, mostly right of the body
+    assert len(segment_digits(ink(canvas))) == 1
+
+
+def test_specks_and_dots_are_dropped(sample):
+    canvas = np.zeros((60, 80), np.uint8)
+    canvas[16:44, 10:38] = sample.x_test[3]
+    canvas[50:52, 60:62] = 255  # a speck far below and beside
+    canvas[20:21, 70:71] = 255
+    assert len(segment_digits(ink(canvas))) == 1
+
+
+def test_nothing_found_in_empty_ink():
+    assert segment_digits(np.zeros((20, 20), np.float32)) == []
+
+
+def test_several_lines_are_refused(sample):
+    rng = np.random.default_rng(1)
+    line = compose(list(sample.x_test[:3]), [6, 6], rng)
+    with pytest.raises(ImageError, match="2 lines"):
+        segment_digits(ink(np.concatenate([line, line])))
+
+
+def test_too_many_digits_are_refused(sample):
+    rng = np.random.default_rng(2)
+    line = compose(list(sample.x_test[:5]), [6] * 4, rng)
+    with pytest.raises(ImageError, match="more than 4 digits"):
+        segment_digits(ink(line), max_digits=4)
