@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -125,8 +126,22 @@ def measure(model: str, numbers: int, data_path: str | None = None, seed: int = 
             except ImageError:  # refused as several lines: not read as one digit either
                 several += 1
         split[form] = several / len(x)
-    return {"machine": machine(), "model": model, "runtime": classifier.runtime, "rows": rows, "data": data.name,
+    return {"machine": machine(), "model": describe(model), "runtime": classifier.runtime, "rows": rows,
+            "data": data.name,
             "single_digits": len(x), "single_read_as_several": split}, failures
+
+
+def describe(model: str) -> str:
+    """The model as its manifest tells it: mode, size of the LSTM, training, float accuracy."""
+    try:
+        manifest = json.loads(Path(model).with_suffix(".json").read_text())
+        training = manifest["training"]
+        return (f"the {manifest['quantization']} export of a {training['model']['units']}-unit LSTM trained "
+                f"{training['epochs_done']} epochs on {training['dataset'] or os.path.basename(training['data_path'])} "
+                f"(float accuracy "
+                f"{100 * manifest['parity']['float_accuracy']:.2f}% on its test split)")
+    except (OSError, ValueError, KeyError, TypeError):
+        return Path(model).name
 
 
 def render(r: dict) -> str:
