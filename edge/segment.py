@@ -13,6 +13,7 @@ import numpy as np
 from .errors import ImageError
 
 STRONG = 0.4  # ink above this is stroke; fainter is anti-aliasing, texture or ringing
+EDGE = 2  # pixels around a stroke where its anti-aliased edge lies
 SAME_DIGIT_OVERLAP = 0.5  # strokes whose columns overlap by this share of the narrower one are one digit
 STACKED_GAP = 0.25  # one stroke above another, this share of the tallest digit apart or closer: one digit
 FRAGMENT_HEIGHT = 0.5  # a stroke shorter than this share of the tallest ...
@@ -142,27 +143,27 @@ def _merge_fragments(groups: list[_Group], tallest: int) -> list[_Group]:
     return kept
 
 
-def _ink_of(ink: np.ndarray, group: _Group) -> np.ndarray:
-    """The group's ink in its box: its strokes and the faint edges around them, nobody else's."""
-    height, width = group.bottom - group.top, group.right - group.left
-    mask = np.zeros((height + 4, width + 4), bool)  # the box and 2 pixels around: the edges' reach
+def _ink_of(ink: np.ndarray, group: _Group) -> tuple[np.ndarray, int, int]:
+    """The group's ink: its strokes and the faint edges around them, nobody else's, in its box
+    widened by the edges' reach. Returns (the ink, its top row, its left column)."""
+    top, left = max(0, group.top - EDGE), max(0, group.left - EDGE)
+    bottom, right = min(ink.shape[0], group.bottom + EDGE), min(ink.shape[1], group.right + EDGE)
+    mask = np.zeros((bottom - top, right - left), bool)
     for r, s, e in group.runs:
-        mask[r - group.top + 2, s - group.left + 2 : e - group.left + 2] = True
-    # The anti-aliased edge lies within a pixel or two of the strokes.
-    for _ in range(2):
+        mask[r - top, s - left : e - left] = True
+    for _ in range(EDGE):  # grow by a 3x3 square, EDGE times
         mask[1:] |= mask[:-1]
         mask[:-1] |= mask[1:]
         mask[:, 1:] |= mask[:, :-1]
         mask[:, :-1] |= mask[:, 1:]
-    box = (slice(group.top, group.bottom), slice(group.left, group.right))
-    return np.where(mask[2:-2, 2:-2], ink[box], 0.0).astype(np.float32)
+    return np.where(mask, ink[top:bottom, left:right], 0.0).astype(np.float32), top, left
 
 
 def _split_touching(ink: np.ndarray, group: _Group, height: int) -> list[Segment]:
     """A group much wider than a digit: cut it where the ink is thinnest near each expected border."""
-    width = group.right - group.left
-    count = max(2, round(width / (DIGIT_ASPECT * height)))
-    crop = _ink_of(ink, group)
+    crop, top0, left0 = _ink_of(ink, group)
+    width = crop.shape[1]
+    count = max(2, round((group.right - group.left) / (DIGIT_ASPECT * height)))
     profile = crop.sum(axis=0)
     cuts = [0]
     for k in range(1, count):
@@ -174,15 +175,15 @@ def _split_touching(ink: np.ndarray, group: _Group, height: int) -> list[Segment
     strokes = profile[profile > 0]
     waist = WAIST * float(np.sort(strokes)[len(strokes) // 2])
     if all(profile[c] > waist for c in cuts[1:-1]):  # no thin neck: one wide digit, not several
-        return [Segment(group.top, group.bottom, group.left, group.right, crop)]
+        return [Segment(top0, top0 + crop.shape[0], left0, left0 + width, crop)]
     segments = []
     for a, b in zip(cuts, cuts[1:]):
         part = crop[:, a:b]
         rows = np.flatnonzero(part.max(axis=1) > STRONG)
-        if len(rows) == 0:
-            continue
+        if len(rows) < FRAGMENT_HEIGHT * height:  # a tail or a flourish, not a digit: the group is one digit
+            return [Segment(top0, top0 + crop.shape[0], left0, left0 + width, crop)]
         top, bottom = int(rows[0]), int(rows[-1]) + 1
-        segments.append(Segment(group.top + top, group.top + bottom, group.left + a, group.left + b,
+        segments.append(Segment(top0 + top, top0 + bottom, left0 + a, left0 + b,
                                 np.ascontiguousarray(part[top:bottom])))
     return segments
 
@@ -239,7 +240,8 @@ def segment_digits(ink: np.ndarray, max_digits: int = MAX_DIGITS) -> list[Segmen
         if g.right - g.left > TOUCHING_ASPECT * height:
             segments += _split_touching(ink, g, height)
         else:
-            segments.append(Segment(g.top, g.bottom, g.left, g.right, _ink_of(ink, g)))
+            crop, top, left = _ink_of(ink, g)
+            segments.append(Segment(top, top + crop.shape[0], left, left + crop.shape[1], crop))
         if len(segments) > max_digits:
             raise ImageError(f"more than {max_digits} digits found (--max-digits {max_digits})")
     return segments
