@@ -143,9 +143,9 @@ def _merge_fragments(groups: list[_Group], tallest: int) -> list[_Group]:
     return kept
 
 
-def _ink_of(ink: np.ndarray, group: _Group) -> tuple[np.ndarray, int, int]:
-    """The group's ink: its strokes and the faint edges around them, nobody else's, in its box
-    widened by the edges' reach. Returns (the ink, its top row, its left column)."""
+def _segment_of(ink: np.ndarray, group: _Group) -> Segment:
+    """The group as one digit: its strokes and the faint edges around them, nobody else's, in its
+    box widened by the edges' reach."""
     top, left = max(0, group.top - EDGE), max(0, group.left - EDGE)
     bottom, right = min(ink.shape[0], group.bottom + EDGE), min(ink.shape[1], group.right + EDGE)
     mask = np.zeros((bottom - top, right - left), bool)
@@ -156,15 +156,16 @@ def _ink_of(ink: np.ndarray, group: _Group) -> tuple[np.ndarray, int, int]:
         mask[:-1] |= mask[1:]
         mask[:, 1:] |= mask[:, :-1]
         mask[:, :-1] |= mask[:, 1:]
-    return np.where(mask, ink[top:bottom, left:right], 0.0).astype(np.float32), top, left
+    return Segment(top, bottom, left, right, np.where(mask, ink[top:bottom, left:right], 0.0).astype(np.float32))
 
 
 def _split_touching(ink: np.ndarray, group: _Group, height: int) -> list[Segment]:
-    """A group much wider than a digit: cut it where the ink is thinnest near each expected border."""
-    crop, top0, left0 = _ink_of(ink, group)
-    width = crop.shape[1]
+    """A group much wider than a digit: cut it where the ink is thinnest near each expected border,
+    if it thins there at all and every part is a digit's height (else it is one wide digit)."""
+    whole = _segment_of(ink, group)
+    width = whole.right - whole.left
     count = max(2, round((group.right - group.left) / (DIGIT_ASPECT * height)))
-    profile = crop.sum(axis=0)
+    profile = whole.ink.sum(axis=0)
     cuts = [0]
     for k in range(1, count):
         centre = k * width // count
@@ -174,16 +175,16 @@ def _split_touching(ink: np.ndarray, group: _Group, height: int) -> list[Segment
     cuts.append(width)
     strokes = profile[profile > 0]
     waist = WAIST * float(np.sort(strokes)[len(strokes) // 2])
-    if all(profile[c] > waist for c in cuts[1:-1]):  # no thin neck: one wide digit, not several
-        return [Segment(top0, top0 + crop.shape[0], left0, left0 + width, crop)]
+    if all(profile[c] > waist for c in cuts[1:-1]):  # no thin neck: a wide 0 or 2
+        return [whole]
     segments = []
     for a, b in zip(cuts, cuts[1:]):
-        part = crop[:, a:b]
+        part = whole.ink[:, a:b]
         rows = np.flatnonzero(part.max(axis=1) > STRONG)
-        if len(rows) < FRAGMENT_HEIGHT * height:  # a tail or a flourish, not a digit: the group is one digit
-            return [Segment(top0, top0 + crop.shape[0], left0, left0 + width, crop)]
+        if len(rows) < FRAGMENT_HEIGHT * height:  # a tail or a flourish, not a digit
+            return [whole]
         top, bottom = int(rows[0]), int(rows[-1]) + 1
-        segments.append(Segment(top0 + top, top0 + bottom, left0 + a, left0 + b,
+        segments.append(Segment(whole.top + top, whole.top + bottom, whole.left + a, whole.left + b,
                                 np.ascontiguousarray(part[top:bottom])))
     return segments
 
@@ -240,8 +241,7 @@ def segment_digits(ink: np.ndarray, max_digits: int = MAX_DIGITS) -> list[Segmen
         if g.right - g.left > TOUCHING_ASPECT * height:
             segments += _split_touching(ink, g, height)
         else:
-            crop, top, left = _ink_of(ink, g)
-            segments.append(Segment(top, top + crop.shape[0], left, left + crop.shape[1], crop))
+            segments.append(_segment_of(ink, g))
         if len(segments) > max_digits:
             raise ImageError(f"more than {max_digits} digits found (--max-digits {max_digits})")
     return segments
