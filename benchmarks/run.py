@@ -40,15 +40,10 @@ LATENCY_REPEATS = 2000  # batch-1 invokes per model, runtime and thread count
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()}
+    from edge.doctor import cpu_model
+
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
+            "python": platform.python_version()}
 
 
 def measure(run: Path | None, work: Path, modes: tuple[str, ...], repeats: int, epochs: int,

@@ -20,9 +20,9 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
-MODEL_ENV = "LSTM_EDGE_MODEL"
-DEFAULT_MODEL = "model.tflite"
-RUNTIMES = ("auto", "litert", "tflite-runtime", "tensorflow")
+from .cli import DEFAULT_MODEL, MODEL_ENV
+from .runtime import RUNTIMES
+
 CHILD_TIMEOUT_S = 600  # a Pi Zero is slow, emulation slower
 TIMED_INVOKES = 300
 # int8 kernels round otherwise per CPU and per kernel library, and a one-code difference in the
@@ -381,7 +381,7 @@ def _golden_run(path: str, runtime: str, sidecar: str, float_sibling: Optional[s
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="edge-doctor", description=__doc__.splitlines()[0].split(": ", 1)[1])
     parser.add_argument("--model", help=f"the .tflite model [default: ${MODEL_ENV}, then ./{DEFAULT_MODEL}]")
-    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
+    parser.add_argument("--runtime", choices=("auto", *RUNTIMES), default="auto",
                         help="the interpreter to check (default: auto, the one edge-classify picks)")
     parser.add_argument("--json", action="store_true", help="one JSON object: ok, checks, figures")
     args = parser.parse_args(argv)
