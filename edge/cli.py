@@ -19,6 +19,7 @@ from typing import Iterator
 
 from .errors import EdgeError, ImageError
 from .preprocess import IMAGE_EXTENSIONS, render_ascii
+from .segment import MAX_DIGITS
 
 MODEL_ENV = "LSTM_EDGE_MODEL"
 DEFAULT_MODEL = "model.tflite"
@@ -58,8 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--show", action="store_true", help="print the 28x28 input the model saw, as text art")
     parser.add_argument("--number", action="store_true",
                         help="read the whole number in each image (one line of digits), left to right")
-    parser.add_argument("--max-digits", type=int, default=12, metavar="N",
-                        help="with --number: more digits than this is an error (default 12)")
+    parser.add_argument("--max-digits", type=int, default=MAX_DIGITS, metavar="N",
+                        help=f"with --number: more digits than this is an error (default {MAX_DIGITS})")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="report load, preprocessing and inference times (stderr)")
     parser.add_argument("--version", action=_VersionAction, nargs=0, help="show the version and exit")
