@@ -6,15 +6,15 @@ BIN := $(VENV)/bin
 RUN ?= runs/demo
 EPOCHS ?= 12
 
-.PHONY: demo test test-pi lint bench bench-numbers clean
+.PHONY: demo test test-pi lint bench bench-numbers bench-micro clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# compat mode: a plain path in a .pth, where the default editable finder costs ~25 ms of every
 	# edge-classify start; setuptools calls it transitional, so fall back to the default if it goes.
-	$(BIN)/pip install --quiet -e '.[train,tflite-runtime,dev,bench]' --config-settings editable_mode=compat \
-	  || $(BIN)/pip install --quiet -e '.[train,tflite-runtime,dev,bench]'
+	$(BIN)/pip install --quiet -e '.[train,tflite-runtime,dev,bench,micro]' --config-settings editable_mode=compat \
+	  || $(BIN)/pip install --quiet -e '.[train,tflite-runtime,dev,bench,micro]'
 	touch $@
 
 ## demo: train on the offline MNIST sample, export int8 with parity proven, self-test it, classify example digits
@@ -43,6 +43,10 @@ bench: $(BIN)/.installed
 MODEL ?= model.tflite
 bench-numbers: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.numbers --model $(MODEL) $(if $(DATA),--data $(DATA))
+
+## bench-micro: --units 32/64/128 exported for TFLM, flash and RAM against common boards -> the README's table
+bench-micro: $(BIN)/.installed
+	$(BIN)/python -m benchmarks.micro
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -23,11 +23,14 @@ from .errors import BenchError
               help="Rounds of edge-classify cold starts (every environment and runtime in turn).")
 @click.option("--epochs", type=click.IntRange(min=2), default=5, show_default=True,
               help="Training epochs timed per trainer (the first, tracing, is not counted).")
-def bench_command(run, out, modes, repeats, epochs):
+@click.option("--mnist", type=click.Path(file_okay=False),
+              help="Full MNIST's four IDX files, for the full-MNIST rows [default: ../shared/data/mnist].")
+def bench_command(run, out, modes, repeats, epochs, mnist):
     """Measure lstm-edge beside its baselines on this machine, in one run with the same weights."""
     from .run import run_benchmark
 
     try:
-        run_benchmark(run, Path(out), repeats, epochs, modes or MODES, log=click.echo)
+        run_benchmark(run, Path(out), repeats, epochs, modes or MODES, log=click.echo,
+                      mnist=Path(mnist) if mnist else None)
     except BenchError as e:
         raise click.ClickException(str(e)) from None

@@ -29,7 +29,7 @@ from PIL import Image
 from export.modes import MODES
 from export.verify import check_parity, edge_runtimes
 
-from . import coldstart
+from . import coldstart, fullmnist
 from .child import ROOT, python, python_json
 from .errors import BenchError
 
@@ -47,7 +47,7 @@ def machine() -> dict:
 
 
 def measure(run: Path | None, work: Path, modes: tuple[str, ...], repeats: int, epochs: int,
-            log: Callable[[str], None]) -> dict:
+            log: Callable[[str], None], mnist: Path | None = None) -> dict:
     if run is None:
         run = work / "run"
         log("training the quickstart model (mnist-sample, 12 epochs, --augment) ...")
@@ -101,6 +101,8 @@ def measure(run: Path | None, work: Path, modes: tuple[str, ...], repeats: int, 
     starts = coldstart.measure(int8, digit, edge_runtimes(), work, repeats, log)
     log("training throughput ...")
     training = python_json("-m", "benchmarks.training", "--epochs", str(epochs), "--json")
+    log("full MNIST: the seed's defaults and the recipe, trained from scratch ...")
+    full_mnist = python_json("-m", "benchmarks.fullmnist", "--json", *(["--mnist", str(mnist)] if mnist else []))
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -112,6 +114,7 @@ def measure(run: Path | None, work: Path, modes: tuple[str, ...], repeats: int, 
         "layouts": layouts,
         "cold_start": starts,
         "training": training,
+        "full_mnist": full_mnist,
     }
 
 
@@ -194,8 +197,10 @@ def render(r: dict) -> str:
               f"{t['units']} units, median of {t['epochs_timed']} alternating epochs: lstm-edge "
               f"{t['lstm_edge_median']:,.0f} digits/s, `keras.layers.LSTM` with `model.fit` "
               f"{t['keras_fit_median']:,.0f} digits/s: **ratio {t['ratio']:.2f}** "
-              f"(TensorFlow {t['tensorflow']}, Keras {t['keras']}).", "",
-              "![latency against accuracy](benchmarks/results/chart.png)"]
+              f"(TensorFlow {t['tensorflow']}, Keras {t['keras']}).", ""]
+    if "full_mnist" in r:
+        lines += [fullmnist.render(r["full_mnist"]), ""]
+    lines += ["![latency against accuracy](benchmarks/results/chart.png)"]
     return "\n".join(lines)
 
 
@@ -221,7 +226,8 @@ def update_readme(table: str, readme: Path = README, start: str = START, end: st
 
 
 def run_benchmark(run: str | None = None, out: Path = RESULTS, repeats: int = 15, epochs: int = 5,
-                  modes: tuple[str, ...] = MODES, log: Callable[[str], None] = print) -> dict:
+                  modes: tuple[str, ...] = MODES, log: Callable[[str], None] = print,
+                  mnist: Path | None = None) -> dict:
     """The whole benchmark; writes results.json, results.md and chart.png to `out`, and the README
     table when run from a checkout."""
     from .chart import draw
@@ -230,7 +236,7 @@ def run_benchmark(run: str | None = None, out: Path = RESULTS, repeats: int = 15
         raise BenchError(f"--run {run}: not a run folder (no config.json); train one with `lstm-edge train`")
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="lstm-edge-bench-") as work:
-        results = measure(Path(run) if run else None, Path(work), modes, repeats, epochs, log)
+        results = measure(Path(run) if run else None, Path(work), modes, repeats, epochs, log, mnist)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     table = render(results)
     (out / "results.md").write_text(table + "\n")
@@ -248,12 +254,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15, help="rounds of edge-classify cold starts")
     parser.add_argument("--epochs", type=int, default=5, help="training epochs timed per trainer")
     parser.add_argument("--modes", default=",".join(MODES), help="export modes to measure (comma-separated)")
+    parser.add_argument("--mnist", type=Path, help="full MNIST IDX folder (default ../shared/data/mnist)")
     args = parser.parse_args()
     modes = tuple(m for m in args.modes.split(",") if m)
     if not modes or any(m not in MODES for m in modes):
         parser.error(f"--modes: choose from {', '.join(MODES)}")
     try:
-        run_benchmark(args.run, args.out, args.repeats, args.epochs, modes, lambda message: print(message, flush=True))
+        run_benchmark(args.run, args.out, args.repeats, args.epochs, modes, lambda message: print(message, flush=True),
+                      args.mnist)
     except BenchError as e:
         parser.exit(1, f"bench: error: {e}\n")
 

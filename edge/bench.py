@@ -117,7 +117,8 @@ def main(argv=None) -> None:
     batch_sizes = tuple(args.batch_sizes or BATCH_SIZES)
     if args.repeats < 10 or min(batch_sizes) < 1 or any(t < 1 for t in args.thread_counts or []):
         parser.error("--repeats must be at least 10, --batch-size and --threads at least 1")
-    runtimes = args.runtimes or [r for r in installed_runtimes() if r != "tensorflow"] or installed_runtimes()
+    runtimes = args.runtimes or [r for r in installed_runtimes() if r not in ("tensorflow", "tflite-micro")] \
+        or installed_runtimes()
     thread_counts = args.thread_counts or sorted({1, os.cpu_count() or 1})
     try:
         results = [bench(args.model, r, t, args.repeats, batch_sizes) for r in runtimes for t in thread_counts]

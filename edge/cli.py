@@ -53,8 +53,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--top-k", type=int, choices=range(1, 11), default=1, metavar="K",
                         help="show the K likeliest digits (1-10, default 1)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line per image")
-    parser.add_argument("--runtime", choices=("auto", "litert", "tflite-runtime", "tensorflow"), default="auto",
-                        help="the TFLite interpreter to use (default: auto, the first installed in that order)")
+    # The names of edge.runtime.RUNTIMES, spelt out: importing it here would cost every start numpy.
+    parser.add_argument("--runtime", choices=("auto", "litert", "tflite-runtime", "tensorflow", "tflite-micro"),
+                        default="auto", help="the TFLite interpreter to use (default: auto, the first installed "
+                        "of litert, tflite-runtime, tensorflow; tflite-micro, what a microcontroller's TFLM "
+                        "answers, only when named)")
     parser.add_argument("--threads", type=int, default=None, help="interpreter threads")
     parser.add_argument("--show", action="store_true", help="print the 28x28 input the model saw, as text art")
     parser.add_argument("--number", action="store_true",

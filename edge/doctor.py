@@ -146,7 +146,7 @@ def _version(distribution: str) -> Optional[str]:
 
 def environment(runtime: str) -> tuple[list[Check], dict[str, Any]]:
     """The environment's facts and the checks on them; `runtime` is the one asked for."""
-    from .runtime import installed_runtimes
+    from .runtime import AUTO_RUNTIMES, installed_runtimes
 
     features = cpu_features()
     facts = {
@@ -155,10 +155,10 @@ def environment(runtime: str) -> tuple[list[Check], dict[str, Any]]:
         "libc": " ".join(platform.libc_ver()).strip() or "unknown",
         "numpy": _version("numpy"), "pillow": _version("Pillow") or _version("pillow"),
         "interpreters": {name: _version({"litert": "ai-edge-litert", "tflite-runtime": "tflite-runtime",
-                                         "tensorflow": "tensorflow"}[name]) or "installed"
-                         for name in installed_runtimes()},
+                                         "tensorflow": "tensorflow", "tflite-micro": "tflite-micro"}[name])
+                         or "installed" for name in installed_runtimes()},
     }
-    chosen = runtime if runtime != "auto" else next(iter(facts["interpreters"]), None)
+    chosen = runtime if runtime != "auto" else next((r for r in facts["interpreters"] if r in AUTO_RUNTIMES), None)
     flags = ", ".join(name if present else f"no {name}" for name, present in features.items())
     checks = [
         Check("python", "ok", f"{facts['python']} on {facts['os']}, {facts['libc']}, "

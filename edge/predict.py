@@ -4,7 +4,8 @@
 
 Export runs its parity check through this, as a user's device would run the model: no TensorFlow
 in the process (unless asked for as the runtime), and one process per runtime. It prints one JSON
-line: the runtime, its version and, with --timing, the median batch-1 latency.
+line: the runtime, its version and, with --timing, the median batch-1 latency; on tflite-micro also
+the ops the model needs and the smallest tensor arena it runs in.
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ def main(argv=None) -> int:
         report = {"runtime": model.runtime.name, "version": model.runtime.version, "io": model.io_contract()}
         digits = np.load(args.digits)
         np.save(args.output, model.predict(digits))
+        if model.runtime.name == "tflite-micro":  # what a firmware needs to know: its ops and arena
+            from .micro import minimal_arena_bytes, op_names
+
+            data = open(args.model, "rb").read()
+            report["micro"] = {"ops": op_names(data),
+                               "arena_bytes": minimal_arena_bytes(data, model.stored_input(digits[:1]))}
         if args.timing:
             single = TFLiteModel(args.model, runtime=args.runtime, threads=1)
             report["latency_us"] = float(np.median(latencies_us(single, digits, args.timing)))

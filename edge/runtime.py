@@ -19,9 +19,12 @@ from .manifest import check_manifest
 from .preprocess import IMAGE_SIZE, NUM_CLASSES
 
 # Best first: LiteRT is maintained and fastest (XNNPACK); tflite-runtime is what older Pi images
-# have; TensorFlow only as a last resort, since the edge must never need it.
-RUNTIMES = ("litert", "tflite-runtime", "tensorflow")
-_PACKAGES = {"litert": "ai_edge_litert", "tflite-runtime": "tflite_runtime", "tensorflow": "tensorflow"}
+# have; TensorFlow only as a last resort, since the edge must never need it. TFLM (tflite-micro)
+# shows what a microcontroller would answer; it is only ever used when asked for by name.
+AUTO_RUNTIMES = ("litert", "tflite-runtime", "tensorflow")
+RUNTIMES = (*AUTO_RUNTIMES, "tflite-micro")
+_PACKAGES = {"litert": "ai_edge_litert", "tflite-runtime": "tflite_runtime", "tensorflow": "tensorflow",
+             "tflite-micro": "tflite_micro"}
 # Ops that keep state in variable tensors between invokes: reset_all_variables() clears it.
 _VARIABLE_TENSOR_OPS = {
     "UNIDIRECTIONAL_SEQUENCE_LSTM",
@@ -48,6 +51,7 @@ class Runtime:
     name: str
     version: str
     interpreter_class: Any
+    resizable: bool = True  # False: the model's own batch size only (TFLM)
 
 
 def load_runtime(name: str = "auto") -> Runtime:
@@ -57,7 +61,7 @@ def load_runtime(name: str = "auto") -> Runtime:
       ModelError: the runtime is unknown or not installed.
     """
     if name == "auto":
-        available = installed_runtimes()
+        available = [r for r in installed_runtimes() if r in AUTO_RUNTIMES]
         if not available:
             raise ModelError("no TFLite interpreter installed: pip install ai-edge-litert (or tflite-runtime)")
         name = available[0]
@@ -68,11 +72,17 @@ def load_runtime(name: str = "auto") -> Runtime:
         if name == "tensorflow":
             module = importlib.import_module("tensorflow")
             return Runtime(name, module.__version__, module.lite.Interpreter)
+        if name == "tflite-micro":
+            importlib.import_module("tflite_micro.python.tflite_micro.runtime")
+            from . import micro
+
+            return Runtime(name, micro.version(), micro.MicroInterpreter, resizable=False)
         module = importlib.import_module(package + ".interpreter")
         version = getattr(importlib.import_module(package), "__version__", "unknown")
         return Runtime(name, version, module.Interpreter)
     except ImportError as e:
-        raise ModelError(f"runtime {name!r} is not installed ({e})") from None
+        hint = ": pip install 'lstm-edge[micro]'" if name == "tflite-micro" else ""
+        raise ModelError(f"runtime {name!r} is not installed ({e}){hint}") from None
 
 
 class TFLiteModel:
@@ -142,7 +152,7 @@ class TFLiteModel:
         digits = np.asarray(digits, dtype=np.float32)
         if digits.ndim != 3 or digits.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
             raise ValueError(f"digits must be (N, 28, 28); got {digits.shape}")
-        step = 1 if self.stateful else max(1, batch_size)
+        step = 1 if self.stateful or not self.runtime.resizable else max(1, batch_size)
         out = np.empty((len(digits), NUM_CLASSES), np.float32)
         starts = range(0, len(digits), step)
         workers = self._batch_workers() if len(starts) > 1 else [self]
@@ -182,6 +192,10 @@ class TFLiteModel:
         self.feed(batch)
         self.run()
         return self._output_codec.dequantize(self._interpreter.get_tensor(self._output["index"]))
+
+    def stored_input(self, batch: np.ndarray) -> np.ndarray:
+        """A batch (n, 28, 28) float32 as the model's input tensor holds it (quantized if it is)."""
+        return self._input_codec.quantize(np.asarray(batch, np.float32))
 
     def feed(self, batch: np.ndarray) -> None:
         """Set the input to a batch (n, 28, 28) float32, quantized as the model wants."""

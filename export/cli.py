@@ -27,18 +27,29 @@ from .verify import DEFAULT_MIN_AGREEMENT_PCT, DEFAULT_TOLERANCE_PP, EDGE_RUNTIM
               help="Percent of test digits on which a quantized model must give the float model's answer.")
 @click.option("--runtime", "runtimes", type=click.Choice(EDGE_RUNTIMES), multiple=True,
               help="Verify on this runtime only (repeatable) [default: every one installed].")
+@click.option("--target", type=click.Choice(["edge", "micro"]), default="edge", show_default=True,
+              help="micro: also verify on TensorFlow Lite Micro and write model_data.h/.cc beside --out.")
+@click.option("--c-name", help="With --target micro: the prefix of the C names [default: from --out's file name].")
+@click.option("--arena-limit", type=int,
+              help="With --target micro: refuse a model whose tensor arena needs more bytes than this.")
 @verbose_option
-def export_command(run, mode, out, representative, tolerance, min_agreement, runtimes, verbose):
+def export_command(run, mode, out, representative, tolerance, min_agreement, runtimes, target, c_name, arena_limit,
+                   verbose):
     """Convert RUN's checkpoint to TFLite and write it only after proving accuracy parity."""
     import_tensorflow_quietly(verbose)
     from .publish import export_run
 
     try:
         result = export_run(run, mode, out, representative, tolerance, runtimes or None, log=click.echo,
-                            min_agreement_pct=min_agreement)
+                            min_agreement_pct=min_agreement, target=target, c_name=c_name, arena_limit=arena_limit)
     except ExportError as e:
         raise click.ClickException(str(e)) from None
     click.echo("")
     click.echo(result.table())
     click.echo(f"\nwrote {result.path} and {result.manifest} (verified on "
                f"{', '.join(c.runtime + ' ' + c.version for c in result.parity.checks)})")
+    if result.micro:
+        m = result.micro
+        click.echo(f"wrote {result.path.parent / 'model_data.h'} and model_data.cc for TFLM: {m.c_name}_model_data, "
+                   f"{len(m.ops)} ops ({', '.join(m.ops)}), tensor arena {m.arena_bytes:,} bytes "
+                   f"({m.arena_measured_bytes:,} measured)")

@@ -28,8 +28,11 @@ from .convert import convert
 from .errors import ExportError
 from .golden import choose_golden, golden_bytes
 from .manifest import build_manifest
+from .micro import ARENA_MARGIN, HEADER, SOURCE, MicroTarget, c_name_from, check_c_name, header, source
 from .modes import DEFAULT_REPRESENTATIVE
-from .verify import DEFAULT_MIN_AGREEMENT_PCT, DEFAULT_TOLERANCE_PP, Parity, check_parity
+from .verify import DEFAULT_MIN_AGREEMENT_PCT, DEFAULT_TOLERANCE_PP, MICRO_RUNTIME, Parity, check_parity
+
+TARGETS = ("edge", "micro")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class ExportResult:
     manifest: Path
     parity: Parity
     rows: tuple[FormatRow, ...]
+    micro: Optional[MicroTarget] = None  # with --target micro: what the firmware's files say
 
     def table(self) -> str:
         lines = [f"{'format':<10}{'size':>10}{'accuracy':>10}{'agreement':>11}{'latency':>12}  runtime",
@@ -69,8 +73,15 @@ def export_run(
     runtimes: Optional[Sequence[str]] = None,
     log: Callable[[str], None] = lambda message: None,
     min_agreement_pct: float = DEFAULT_MIN_AGREEMENT_PCT,
+    target: str = "edge",
+    c_name: Optional[str] = None,
+    arena_limit: Optional[int] = None,
 ) -> ExportResult:
     """Export a run's checkpoint to `out` in `mode`, after parity on every edge runtime.
+
+    With target "micro" the parity runs on TFLM as well, and `model_data.h` / `model_data.cc`
+    (export.micro) are written beside `out`, their names prefixed by `c_name` (default: from
+    `out`'s name); a model whose tensor arena exceeds `arena_limit` bytes is refused.
 
     Raises:
       ExportError: bad arguments, a foreign run, a converter failure, or failed parity (the
@@ -78,6 +89,13 @@ def export_run(
     """
     out = Path(out)
     _check_writable(out)
+    if target not in TARGETS:
+        raise ExportError(f"unknown --target {target!r}; choose from {', '.join(TARGETS)}")
+    micro = target == "micro"
+    if micro:
+        c_name = check_c_name(c_name) if c_name else c_name_from(out.stem)
+        if arena_limit is not None and arena_limit < 1:
+            raise ExportError(f"--arena-limit must be a positive number of bytes (got {arena_limit})")
     if not 0 <= tolerance_pp <= 100:
         raise ExportError(f"--tolerance must be between 0 and 100 accuracy points (got {tolerance_pp})")
     if not 0 <= min_agreement_pct <= 100:
@@ -108,7 +126,7 @@ def export_run(
             candidate = work / f"{fmt}.tflite"
             candidate.write_bytes(model_bytes)
             parity = check_parity(candidate, fmt, digits_file, labels, reference, tolerance_pp, runtimes,
-                                  min_agreement_pct)
+                                  min_agreement_pct, micro=micro and fmt == mode)
             log(parity.summary())
             first = parity.checks[0]
             rows.append(FormatRow(fmt, len(model_bytes), first.accuracy, first.agreement, first.latency_us,
@@ -119,6 +137,11 @@ def export_run(
         if not parity.passed:
             raise ExportError(f"parity failed, {out} left untouched: " + " | ".join(
                 f"{c.runtime}: {'; '.join(c.failures)}" for c in parity.checks if not c.passed))
+        micro_files, micro_entry, micro_target = {}, None, None
+        if micro:
+            micro_target, micro_files = _micro_sources(parity, c_name, out, model_bytes, work, arena_limit)
+            micro_entry = {**micro_target.to_dict(), "sha256": {name: sha256_hex(path.read_bytes())
+                                                                 for name, path in micro_files.items()}}
         chosen_digits = choose_golden(labels, reference)
         golden = golden_bytes(chosen_digits, data.x_test, labels, reference, parity.outputs)
         golden_out = Path(golden_path(out))
@@ -128,16 +151,35 @@ def export_run(
                         "runtimes": {c.runtime: c.version for c in parity.checks}}
         manifest = build_manifest(out.name, model_bytes, parity.io, parity, run.config, _tensorflow_version(),
                                   representative, {r.mode: r.size_bytes for r in rows}, golden_entry)
+        if micro_entry:
+            manifest["micro"] = micro_entry
         manifest_file = work / "manifest.json"
         manifest_file.write_text(json.dumps(manifest, indent=2) + "\n")
         manifest_out = Path(manifest_path(out))
         try:  # the manifest last: it names the model's and the sidecar's hashes
             os.replace(golden_file, golden_out)
+            for name, path in micro_files.items():
+                os.replace(path, out.parent / name)
             os.replace(candidate, out)
             os.replace(manifest_file, manifest_out)
         except OSError as e:
             raise ExportError(f"cannot write {out}: {e.strerror}") from None
-    return ExportResult(out, manifest_out, parity, tuple(rows))
+    return ExportResult(out, manifest_out, parity, tuple(rows), micro_target)
+
+
+def _micro_sources(parity: Parity, c_name: str, out: Path, model_bytes: bytes, work: Path,
+                   arena_limit: Optional[int]) -> tuple[MicroTarget, dict[str, Path]]:
+    """The firmware's C++ files for a model TFLM has run, in `work`; refused above `arena_limit`."""
+    check = next(c for c in parity.checks if c.runtime == MICRO_RUNTIME)
+    target = MicroTarget(c_name, tuple(check.details["ops"]), int(check.details["arena_bytes"]), check.version)
+    if arena_limit is not None and target.arena_bytes > arena_limit:
+        raise ExportError(f"the model needs a {target.arena_bytes:,}-byte tensor arena "
+                          f"({target.arena_measured_bytes:,} measured in TFLM, plus {ARENA_MARGIN:.0%}), over "
+                          f"--arena-limit {arena_limit:,}; {out} left untouched")
+    files = {HEADER: work / HEADER, SOURCE: work / SOURCE}
+    files[HEADER].write_text(header(target, parity.io, out.name, sha256_hex(model_bytes), len(model_bytes)))
+    files[SOURCE].write_text(source(target, model_bytes))
+    return target, files
 
 
 def _check_writable(out: Path) -> None:

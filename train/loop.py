@@ -12,13 +12,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from edge.preprocess import IMAGE_SIZE, scale_pixels
+from edge.preprocess import IMAGE_SIZE, NUM_CLASSES, scale_pixels
 
+from .cluster import describe_task, is_multi_worker
 from .data import Dataset
 from .errors import TrainError
 
 DEVICES = ("auto", "cpu", "gpu")
 STRATEGIES = ("none", "mirrored")
+SCHEDULES = ("constant", "cosine")
 EVAL_BATCH = 1000
 
 
@@ -32,6 +34,11 @@ class TrainConfig:
     clip_norm: float = 5.0  # gradients are clipped to this global norm
     seed: int = 0
     augment: bool = False
+    lr_schedule: str = "constant"  # "cosine": from lr down to 0 over the run's epochs
+    warmup_epochs: float = 0.0  # the learning rate climbs linearly from 0 over this many epochs
+    val_split: Optional[float] = None  # see train.data.Dataset.with_validation
+    label_smoothing: float = 0.0
+    weight_decay: float = 0.0  # decoupled (AdamW) when above 0
 
     def __post_init__(self):
         if self.epochs < 1:
@@ -42,6 +49,14 @@ class TrainConfig:
             raise TrainError(f"--lr must be a positive number (got {self.lr})")
         if not (self.clip_norm > 0 and math.isfinite(self.clip_norm)):
             raise TrainError(f"--clip-norm must be a positive number (got {self.clip_norm})")
+        if self.lr_schedule not in SCHEDULES:
+            raise TrainError(f"unknown --lr-schedule {self.lr_schedule!r}; choose from {', '.join(SCHEDULES)}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise TrainError(f"--warmup-epochs must be 0 or more and below --epochs (got {self.warmup_epochs})")
+        if not 0 <= self.label_smoothing < 1:
+            raise TrainError(f"--label-smoothing must be in [0, 1) (got {self.label_smoothing})")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise TrainError(f"--weight-decay must be 0 or more (got {self.weight_decay})")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,18 +64,77 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EpochResult:
-    """One epoch's numbers: training loss and accuracy, accuracy on the test split, speed."""
+    """One epoch's numbers: training loss and accuracy, the validation and test splits', speed.
+
+    The validation split chooses the run's best epoch; the test split is recorded, never used to choose.
+    Without validation digits `val_loss` and `val_accuracy` are None.
+    """
 
     epoch: int
     loss: float
     accuracy: float
-    val_loss: float
-    val_accuracy: float
+    val_loss: Optional[float]
+    val_accuracy: Optional[float]
+    test_loss: float
+    test_accuracy: float
     seconds: float
     digits_per_second: float
+    lr: float = 0.0  # the learning rate at the epoch's last step
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, entry: dict) -> EpochResult:
+        entry = {key: value for key, value in entry.items() if key != "best"}  # history.json marks the best
+        if "test_accuracy" not in entry:  # a run from before the validation split: val_* was the test split
+            entry = {**entry, "test_loss": entry["val_loss"], "test_accuracy": entry["val_accuracy"],
+                     "val_loss": None, "val_accuracy": None}
+        return cls(**entry)
+
+
+def best_epoch(history: list[EpochResult]) -> EpochResult:
+    """The epoch with the highest validation accuracy (the earliest of equals); the last without validation."""
+    if not history:
+        raise TrainError("no epochs trained")
+    if history[-1].val_accuracy is None:
+        return history[-1]
+    return max(reversed(history), key=lambda r: (r.val_accuracy, -r.epoch))
+
+
+class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from 0, then constant or a cosine decay to 0 at the last step.
+
+    A function of the optimizer's step count alone, so a resumed run continues where it stopped.
+    """
+
+    def __init__(self, peak: float, schedule: str, total_steps: int, warmup_steps: int = 0):
+        self.peak, self.schedule = float(peak), schedule
+        self.total_steps, self.warmup_steps = max(int(total_steps), 1), int(warmup_steps)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        rate = tf.constant(self.peak)
+        if self.schedule == "cosine":
+            span = float(max(self.total_steps - self.warmup_steps, 1))
+            progress = tf.clip_by_value((step - self.warmup_steps) / span, 0.0, 1.0)
+            rate = rate * 0.5 * (1.0 + tf.cos(math.pi * progress))
+        if self.warmup_steps:
+            rate = tf.minimum(rate, self.peak * (step + 1.0) / self.warmup_steps)
+        return rate
+
+    def get_config(self):
+        return {"peak": self.peak, "schedule": self.schedule, "total_steps": self.total_steps,
+                "warmup_steps": self.warmup_steps}
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Adam (AdamW with --weight-decay) under the run's learning-rate schedule."""
+    rate = LearningRate(config.lr, config.lr_schedule, config.epochs * steps_per_epoch,
+                        round(config.warmup_epochs * steps_per_epoch))
+    if config.weight_decay:
+        return keras.optimizers.AdamW(rate, weight_decay=config.weight_decay)
+    return keras.optimizers.Adam(rate)
 
 
 def configure_device(device: str) -> str:
@@ -89,7 +163,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         return tf.distribute.get_strategy()
     if name != "mirrored":
         raise TrainError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
-    if os.environ.get("TF_CONFIG"):
+    if is_multi_worker():
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.MirroredStrategy()
 
@@ -126,56 +200,80 @@ def augment(digits: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 
 
 class Trainer:
-    """Trains a model on a dataset under a strategy; `fit` runs epochs, `evaluate` scores the test split.
+    """Trains a model on a dataset under a strategy; `fit_epoch` runs an epoch, `scores` rates a split.
 
-    The model and optimizer must have been created under `strategy.scope()`.
+    The model and optimizer must have been created under `strategy.scope()`. Batches are fed from
+    numpy: a tf.data pipeline beside the step made every other epoch half as fast on 2 cores
+    (benchmarks/training.py). Under a multi-replica strategy every replica (every worker) draws the
+    same global batch from the seed and trains on its own interleaved share of it.
     """
 
     def __init__(self, model, optimizer, data: Dataset, config: TrainConfig, strategy: tf.distribute.Strategy):
         self.model, self.optimizer, self.config, self.strategy = model, optimizer, config, strategy
+        self.data = data
         self.x_train, self.y_train = scale_pixels(data.x_train), data.y_train
-        self.x_test, self.y_test = scale_pixels(data.x_test), data.y_test
-        self._train_step = tf.function(self._distributed_step)
-        self._predict = tf.function(lambda x: model(x, training=False))
+        model.lstm.chains = training_chains(config.batch_size)  # steps_per_epoch assumes this
+        self._train_step = tf.function(self._distributed_step, reduce_retracing=True)
+        self._predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
     def _replica_step(self, digits, labels):
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync
+        global_batch = tf.shape(digits)[0]
+        if replicas > 1:  # this replica's share of the global batch
+            share = context.replica_id_in_sync_group
+            digits, labels = digits[share::replicas], labels[share::replicas]
         with tf.GradientTape() as tape:
             logits = self.model(digits, training=True)  # (b, 10)
-            per_digit = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-            loss = tf.nn.compute_average_loss(per_digit)
+            per_digit = self._loss(labels, logits)
+            loss = tf.nn.compute_average_loss(per_digit, global_batch_size=global_batch)
         variables = self.model.trainable_variables
-        gradients, _ = tf.clip_by_global_norm(tape.gradient(loss, variables), self.config.clip_norm)
+        gradients = tape.gradient(loss, variables)
+        if replicas > 1:
+            # Clip the whole batch's gradient, as one process would; the optimizer sums the
+            # replicas' gradients again, so each hands it an equal part of the clipped sum.
+            gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+            gradients, _ = tf.clip_by_global_norm(gradients, self.config.clip_norm)
+            gradients = [g / replicas for g in gradients]
+        else:
+            gradients, _ = tf.clip_by_global_norm(gradients, self.config.clip_norm)
         self.optimizer.apply_gradients(zip(gradients, variables))
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1), labels), tf.float32))
         return tf.reduce_sum(per_digit), correct
 
-    def _distributed_step(self, digits, labels):
+    def _loss(self, labels, logits):
+        if not self.config.label_smoothing:
+            return keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        targets = tf.one_hot(labels, NUM_CLASSES)
+        return keras.losses.categorical_crossentropy(targets, logits, from_logits=True,
+                                                     label_smoothing=self.config.label_smoothing)
+
+    def _distributed_step(self, digits, labels, seed):
+        if self.config.augment:
+            digits = augment(digits, seed)
         loss_sum, correct = self.strategy.run(self._replica_step, args=(digits, labels))
         reduce = tf.distribute.ReduceOp.SUM
         return self.strategy.reduce(reduce, loss_sum, axis=None), self.strategy.reduce(reduce, correct, axis=None)
 
-    def _epoch_dataset(self, epoch: int) -> tf.data.Dataset:
+    def _batches(self, epoch: int):
         # The order comes from (seed, epoch) alone, so a resumed run sees what an unbroken run saw.
         order = np.random.default_rng([self.config.seed, epoch]).permutation(len(self.x_train))
-        ds = tf.data.Dataset.from_tensor_slices((self.x_train[order], self.y_train[order]))
-        ds = ds.batch(self.config.batch_size)
-        if self.config.augment:
-            epoch_seed = tf.constant(self.config.seed * 100_003 + epoch, tf.int64)  # stateless: resumable
-
-            def augment_batch(i, batch):
-                return augment(batch[0], tf.stack([epoch_seed, i])), batch[1]
-
-            ds = ds.enumerate().map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
-        return self.strategy.experimental_distribute_dataset(ds.prefetch(tf.data.AUTOTUNE))
+        for start, end in batch_bounds(len(order), self.config.batch_size, self.model.lstm.chains):
+            chosen = order[start:end]
+            yield self.x_train[chosen], self.y_train[chosen]
 
     def fit_epoch(self, epoch: int, progress: Optional[Callable[[int, dict], None]] = None) -> EpochResult:
         """Train one epoch (numbered from 1); `progress(step, metrics)` is called after each batch."""
         seen = loss_total = correct_total = 0.0
+        epoch_seed = self.config.seed * 100_003 + epoch  # stateless augmentation: resumable
         start = time.perf_counter()
-        for step, (digits, labels) in enumerate(self._epoch_dataset(epoch), start=1):
-            loss_sum, correct = self._train_step(digits, labels)
-            batch = min(self.config.batch_size, len(self.x_train) - (step - 1) * self.config.batch_size)
-            seen += batch
+        for step, (digits, labels) in enumerate(self._batches(epoch), start=1):
+            seed = tf.constant([epoch_seed, step - 1], tf.int64)
+            try:
+                loss_sum, correct = self._train_step(tf.constant(digits), tf.constant(labels), seed)
+            except tf.errors.OpError as e:
+                raise TrainError(self._failure(epoch, e)) from None
+            seen += len(labels)
             loss_total += float(loss_sum)
             correct_total += float(correct)
             if not math.isfinite(loss_total):
@@ -184,20 +282,54 @@ class Trainer:
                 elapsed = time.perf_counter() - start
                 progress(step, {"loss": loss_total / seen, "acc": correct_total / seen, "digits/s": seen / elapsed})
         seconds = time.perf_counter() - start
-        val_loss, val_accuracy = self.evaluate()
-        return EpochResult(
-            epoch, loss_total / seen, correct_total / seen, val_loss, val_accuracy, seconds, seen / seconds
-        )
+        val_loss, val_accuracy = self.scores(self.data.x_val, self.data.y_val) if len(self.data.x_val) else (None, None)
+        test_loss, test_accuracy = self.scores(self.data.x_test, self.data.y_test)
+        lr = float(self.optimizer.learning_rate)
+        return EpochResult(epoch, loss_total / seen, correct_total / seen, val_loss, val_accuracy,
+                           test_loss, test_accuracy, seconds, seen / seconds, lr)
+
+    def _failure(self, epoch: int, error: tf.errors.OpError) -> str:
+        # The message opens with "Graph execution error:" and where the op was defined; the cause follows.
+        lines = [line.strip() for line in str(error.message).splitlines() if line.strip()]
+        skip = ("Graph execution error", "Detected at node", "File ")
+        reason = next((line for line in lines if not line.startswith(skip)), type(error).__name__)
+        kept = f"the run folder keeps epoch {epoch - 1}" if epoch > 1 else "no epoch was finished"
+        if is_multi_worker():
+            return (f"{describe_task()}: another worker of the cluster failed or stopped in epoch {epoch} "
+                    f"({reason[:160]}); {kept}: restart every worker with --resume")
+        return f"training failed in epoch {epoch} ({reason[:200]}); {kept}"
 
     @property
     def steps_per_epoch(self) -> int:
-        return math.ceil(len(self.x_train) / self.config.batch_size)
+        return steps_per_epoch(len(self.x_train), self.config.batch_size)
 
-    def evaluate(self) -> tuple[float, float]:
-        """(loss, accuracy) on the test split."""
-        logits = predict_logits(self._predict, self.x_test)
-        loss = float(np.mean(keras.losses.sparse_categorical_crossentropy(self.y_test, logits, from_logits=True)))
-        return loss, float(np.mean(np.argmax(logits, -1) == self.y_test))
+    def scores(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """(loss, accuracy) of uint8 digits x with labels y."""
+        logits = predict_logits(self._predict, scale_pixels(x))
+        loss = float(np.mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)))
+        return loss, float(np.mean(np.argmax(logits, -1) == y))
+
+
+def training_chains(batch_size: int) -> int:
+    """How many independent slices of a batch the LSTM runs side by side (train.model.in_chains): one
+    per CPU core, up to 4, each of at least 25 digits; one on a GPU, whose kernels want the whole batch."""
+    if tf.config.list_logical_devices("GPU"):
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, 4, batch_size // 25))
+
+
+def batch_bounds(digits: int, batch_size: int, chains: int) -> list[tuple[int, int]]:
+    """(start, end) of each batch of an epoch; a remainder too small to share among the chains
+    joins the batch before it."""
+    starts = list(range(0, digits, batch_size))
+    if len(starts) > 1 and digits - starts[-1] < chains:
+        starts.pop()
+    return list(zip(starts, starts[1:] + [digits]))
+
+
+def steps_per_epoch(digits: int, batch_size: int) -> int:
+    return len(batch_bounds(digits, batch_size, training_chains(batch_size)))
 
 
 def predict_logits(model_fn, digits: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:

@@ -3,7 +3,8 @@ read back by `evaluate` and `export`.
 
     RUN/config.json      model and training settings, dataset, seed, versions, final metrics
     RUN/history.json     one entry per epoch
-    RUN/checkpoints/     tf.train.Checkpoint of the model, optimizer and epoch
+    RUN/checkpoints/     tf.train.Checkpoint of the model, optimizer and epoch (the latest two epochs)
+    RUN/best/            the model of the best epoch by validation accuracy: what evaluate and export use
     RUN/curves.png       loss and accuracy per epoch
 """
 
@@ -12,7 +13,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,13 +25,24 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .cluster import CLUSTER_TIMEOUT, cluster_deadline, is_chief
 from .data import Dataset, load_dataset
 from .errors import TrainError
-from .loop import EpochResult, TrainConfig, Trainer, configure_device, make_strategy
+from .loop import (
+    EpochResult,
+    TrainConfig,
+    Trainer,
+    best_epoch,
+    configure_device,
+    make_optimizer,
+    make_strategy,
+    steps_per_epoch,
+)
 from .model import CELLS, DigitLSTM, ModelConfig, build_model
 
 RUN_FORMAT = "lstm-edge-run/1"
 CHECKPOINTS = "checkpoints"
+BEST = "best"
 
 
 @dataclass(frozen=True)
@@ -45,6 +59,11 @@ class Run:
 
     def load_data(self) -> Dataset:
         return load_dataset(self.dataset, self.data_path)
+
+    @property
+    def best_epoch(self) -> int:
+        """The epoch whose model evaluate and export use (the latest for runs from before best/ existed)."""
+        return int((self.config.get("best") or {}).get("epoch", self.epochs_done))
 
 
 def versions() -> dict[str, str]:
@@ -73,7 +92,8 @@ def load_run(path: str | os.PathLike[str]) -> Run:
         if config.get("format") != RUN_FORMAT:
             raise ValueError(f"format is {config.get('format')!r}, not {RUN_FORMAT!r}")
         model = ModelConfig(**config["model"])
-        training = TrainConfig(**config["training"])
+        # A run from before the validation split trained on all its training digits: it keeps doing so.
+        training = TrainConfig(**{"val_split": 0, **config["training"]})
         if model.cell not in CELLS or model.units < 1:
             raise ValueError(f"model {config['model']}")
         return Run(path, model, training, config.get("dataset"), config.get("data_path"), int(config["epochs_done"]),
@@ -89,11 +109,11 @@ def make_checkpoint(model: DigitLSTM, optimizer=None) -> tf.train.Checkpoint:
     return tf.train.Checkpoint(**parts)
 
 
-def restore(checkpoint: tf.train.Checkpoint, run: Run, with_optimizer: bool) -> None:
-    """Restore the run's latest checkpoint into `checkpoint`, refusing one of another model."""
-    latest = tf.train.latest_checkpoint(str(run.path / CHECKPOINTS))
+def restore(checkpoint: tf.train.Checkpoint, run: Run, with_optimizer: bool, folder: str = CHECKPOINTS) -> None:
+    """Restore the run's latest checkpoint in `folder` into `checkpoint`, refusing one of another model."""
+    latest = tf.train.latest_checkpoint(str(run.path / folder))
     if latest is None:
-        raise TrainError(f"{run.path}: no checkpoint in {run.path / CHECKPOINTS}")
+        raise TrainError(f"{run.path}: no checkpoint in {run.path / folder}")
     try:
         status = checkpoint.restore(latest)
         status.assert_existing_objects_matched()
@@ -107,10 +127,14 @@ def restore(checkpoint: tf.train.Checkpoint, run: Run, with_optimizer: bool) -> 
         ) from None
 
 
-def restore_model(run: Run) -> DigitLSTM:
-    """The run's model, with the weights of its latest checkpoint."""
+def restore_model(run: Run, which: str = "best") -> DigitLSTM:
+    """The run's model, with the weights of its best epoch ("best") or its latest ("last").
+
+    Runs from before best/ existed have only their latest epoch.
+    """
     model = build_model(run.model)
-    restore(make_checkpoint(model), run, with_optimizer=False)
+    folder = BEST if which == "best" and (run.path / BEST).is_dir() else CHECKPOINTS
+    restore(make_checkpoint(model), run, with_optimizer=False, folder=folder)
     return model
 
 
@@ -123,26 +147,31 @@ def train_run(
     device: str = "auto",
     strategy_name: str = "none",
     resume: bool = False,
+    cluster_timeout: float = CLUSTER_TIMEOUT,
     on_start: Optional[Callable[[Trainer, Dataset, str], None]] = None,
     on_epoch: Optional[Callable[[int, int], Optional[Callable]]] = None,
     on_epoch_end: Optional[Callable[[EpochResult], None]] = None,
 ) -> list[EpochResult]:
     """Train a new run into `out`, or resume the one there, saving after every epoch.
 
+    With TF_CONFIG (multi-worker), every worker runs this; only the chief writes `out`, and a worker
+    whose cluster does not form within `cluster_timeout` seconds exits (train.cluster).
+
     Returns:
       the whole history, earlier epochs of a resumed run included.
     Raises:
-      TrainError: bad data, a foreign or missing run, a diverging loss.
+      TrainError: bad data, a foreign or missing run, a diverging loss, a failed worker.
     """
     dataset = None if data_path else (dataset or "mnist")
     device_name = configure_device(device)
     keras.utils.set_random_seed(train_config.seed)
     tf.config.experimental.enable_op_determinism()  # --seed repeats a CPU run exactly
-    data = load_dataset(dataset, data_path)
-    strategy = make_strategy(strategy_name)
+    data = load_dataset(dataset, data_path).with_validation(train_config.val_split)
+    with cluster_deadline(cluster_timeout):
+        strategy = make_strategy(strategy_name)  # with TF_CONFIG: returns once every worker has joined
     with strategy.scope():
         model = build_model(model_config)
-        optimizer = keras.optimizers.Adam(train_config.lr)
+        optimizer = make_optimizer(train_config, steps_per_epoch(len(data.x_train), train_config.batch_size))
         optimizer.build(model.trainable_variables)
     checkpoint = make_checkpoint(model, optimizer)
     history: list[EpochResult] = []
@@ -150,41 +179,44 @@ def train_run(
     if resume:
         run = load_run(out)
         restore(checkpoint, run, with_optimizer=True)
-        history = [EpochResult(**entry) for entry in json.loads((out / "history.json").read_text())]
+        history = [EpochResult.from_dict(entry) for entry in json.loads((out / "history.json").read_text())]
         history = history[: int(checkpoint.epoch.numpy())]
         created = run.config.get("created", created)
-    manager = tf.train.CheckpointManager(checkpoint, str(out / CHECKPOINTS), max_to_keep=2)
+    chief = is_chief()
+    # Other workers write to a folder of their own that is removed at the end: every worker must
+    # take part in a save (tf.distribute's rule), only the chief's counts.
+    checkpoints = out if chief else Path(tempfile.mkdtemp(prefix="lstm-edge-worker-"))
+    manager = tf.train.CheckpointManager(checkpoint, str(checkpoints / CHECKPOINTS), max_to_keep=2)
+    best_manager = tf.train.CheckpointManager(make_checkpoint(model), str(checkpoints / BEST), max_to_keep=1)
     trainer = Trainer(model, optimizer, data, train_config, strategy)
     if on_start:
         on_start(trainer, data, f"{device_name}, {strategy.num_replicas_in_sync} replica(s)")
-    for epoch in range(len(history) + 1, train_config.epochs + 1):
-        result = trainer.fit_epoch(epoch, on_epoch(epoch, trainer.steps_per_epoch) if on_epoch else None)
-        history.append(result)
-        checkpoint.epoch.assign(epoch)
-        if _is_chief():
+    try:
+        for epoch in range(len(history) + 1, train_config.epochs + 1):
+            result = trainer.fit_epoch(epoch, on_epoch(epoch, trainer.steps_per_epoch) if on_epoch else None)
+            history.append(result)
+            checkpoint.epoch.assign(epoch)
+            if best_epoch(history) is result:
+                best_manager.save(checkpoint_number=epoch)
             manager.save(checkpoint_number=epoch)
-            _write_run(out, model_config, train_config, dataset, data_path,
-                       device_name, strategy_name, strategy.num_replicas_in_sync, created, history)
-        if on_epoch_end:
-            on_epoch_end(result)
+            if chief:
+                _write_run(out, model_config, train_config, dataset, data_path,
+                           device_name, strategy_name, strategy.num_replicas_in_sync, created, history,
+                           len(data.x_val))
+            if on_epoch_end:
+                on_epoch_end(result)
+    finally:
+        if not chief:
+            shutil.rmtree(checkpoints, ignore_errors=True)
     return history
 
 
-def _is_chief() -> bool:
-    """In multi-worker training only the chief (or worker 0) writes the run folder."""
-    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    task = tf_config.get("task") or {}
-    if not task:
-        return True
-    return task.get("type") == "chief" or (task.get("type") == "worker" and task.get("index") == 0
-                                           and "chief" not in tf_config.get("cluster", {}))
-
-
-def _write_run(out, model_config, train_config, dataset, data_path, device, strategy, replicas, created, history):
+def _write_run(out, model_config, train_config, dataset, data_path, device, strategy, replicas, created, history,
+               validation_digits):
     from .plot import plot_history  # matplotlib is imported only when a run is written
 
     out.mkdir(parents=True, exist_ok=True)
-    last = history[-1]
+    last, best = history[-1], best_epoch(history)
     config = {
         "format": RUN_FORMAT,
         "model": model_config.to_dict(),
@@ -196,16 +228,21 @@ def _write_run(out, model_config, train_config, dataset, data_path, device, stra
         "strategy": strategy,
         "replicas": replicas,
         "epochs_done": last.epoch,
-        "metrics": {"loss": last.loss, "accuracy": last.accuracy, "test_loss": last.val_loss,
-                    "test_accuracy": last.val_accuracy},
+        "best": {"epoch": best.epoch, "chosen_by": "validation accuracy" if best.val_accuracy is not None
+                 else "last epoch (no validation digits)", "val_accuracy": best.val_accuracy,
+                 "test_accuracy": best.test_accuracy},
+        "validation_digits": validation_digits,
+        "metrics": {"loss": best.loss, "accuracy": best.accuracy, "val_loss": best.val_loss,
+                    "val_accuracy": best.val_accuracy, "test_loss": best.test_loss,
+                    "test_accuracy": best.test_accuracy},
         "versions": versions(),
         "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
         "created": created,
         "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     _write_json(out / "config.json", config)
-    _write_json(out / "history.json", [h.to_dict() for h in history])
-    plot_history(history, out / "curves.png")
+    _write_json(out / "history.json", [{**h.to_dict(), "best": h is best} for h in history])
+    plot_history(history, out / "curves.png", best.epoch)
 
 
 def _write_json(path: Path, value) -> None:

@@ -193,3 +193,27 @@ def test_roofline_bad_folder_is_one_line(tmp_path, args, message):
     target = tmp_path / "missing" if args else tmp_path / "file" / "probes"
     done = run_cli("-m", "benchmarks.roofline", str(target), *args, check=False)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_readme_gives_the_measured_full_mnist_recipe():
+    """The README's full-MNIST command is the recipe the benchmark trains (train.recipes), flag for flag."""
+    from train.recipes import FULL_MNIST
+
+    readme = (ROOT / "README.md").read_text()
+    assert f"lstm-edge train --data ../shared/data/mnist {' '.join(FULL_MNIST)} --seed 0" in readme
+
+
+def test_full_mnist_rows_say_when_the_data_is_missing(tmp_path):
+    from benchmarks import fullmnist
+
+    result = fullmnist.measure(tmp_path)
+    assert "no MNIST IDX files in" in result["skipped"] and "not measured" in fullmnist.render(result)
+
+
+def test_board_fit_uses_the_stated_allowances():
+    from benchmarks.micro import BOARDS, FIRMWARE_FLASH, FIRMWARE_RAM, fits
+
+    pico = BOARDS[0]
+    assert fits(pico, 140_000, 92_000)
+    assert not fits(pico, 140_000, pico.ram_bytes - FIRMWARE_RAM + 1)
+    assert not fits(pico, pico.flash_bytes - FIRMWARE_FLASH + 1, 10_000)

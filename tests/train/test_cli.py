@@ -22,6 +22,21 @@ def test_trained_run_folder(trained_run):
     assert {"tensorflow", "keras", "numpy", "python"} <= set(config["versions"])
     assert len(history) == TRAIN_EPOCHS and history[-1]["digits_per_second"] > 0
     assert (trained_run / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    # The best epoch is chosen on the 400 validation digits; the test split is only recorded.
+    assert config["validation_digits"] == 400 and config["best"]["chosen_by"] == "validation accuracy"
+    best = max(history, key=lambda e: (e["val_accuracy"], -e["epoch"]))
+    assert [e["epoch"] for e in history if e["best"]] == [best["epoch"]] == [config["best"]["epoch"]]
+    assert config["metrics"]["test_accuracy"] == best["test_accuracy"] == config["best"]["test_accuracy"]
+    assert (trained_run / "best" / f"ckpt-{best['epoch']}.index").is_file()
+
+
+def test_evaluate_and_export_take_the_best_epoch_not_the_last(trained_run):
+    from train.run import load_run, restore_model
+
+    run = load_run(trained_run)
+    best, last = restore_model(run), restore_model(run, "last")
+    same = all((a.numpy() == b.numpy()).all() for a, b in zip(best.weights, last.weights))
+    assert same == (run.best_epoch == run.epochs_done)
 
 
 def test_evaluate_json(trained_run):
@@ -49,6 +64,10 @@ def test_seed_repeats_and_resume_continues_exactly(tmp_path):
     (("--lr", "-0.1"), "--lr must be a positive number"),
     (("--dataset", "cifar"), "Invalid value for '--dataset'"),
     (("--data", "/nonexistent/mnist.npz"), "no such file or folder"),
+    (("--lr-schedule", "step"), "Invalid value for '--lr-schedule'"),
+    (("--warmup-epochs", "2"), "--warmup-epochs must be 0 or more and below --epochs"),
+    (("--dataset", "mnist-sample", "--val-split", "4000"), "leaves no training digits"),
+    (("--dataset", "mnist-sample", "--val-split", "-1"), "--val-split must be 0 or more"),
 ])
 def test_bad_flags_give_one_line(tmp_path, args, message):
     done = run_cli(*LSTM_EDGE, "train", *args, "--out", str(tmp_path / "x"), check=False)
@@ -103,5 +122,6 @@ def test_tensorflow_log_stays_off_the_terminal(trained_run):
 def test_progress_bar_shows_rounded_grouped_figures(tmp_path):
     done = run_cli(*LSTM_EDGE, "train", "--dataset", "mnist-sample", "--units", "8", "--epochs", "1",
                    "--out", str(tmp_path / "run"))
-    bar = next(line for line in done.stdout.splitlines() if line.startswith("40/40 ["))
+    # 3,600 training digits once 400 validate: 36 batches of 100
+    bar = next(line for line in done.stdout.splitlines() if line.startswith("36/36 ["))
     assert re.search(r" - loss: \d\.\d{4} - accuracy: \d{1,3}\.\d\d% - digits/s: \d{1,3}(,\d{3})*$", bar), bar

@@ -7,7 +7,7 @@ import gzip
 import numpy as np
 import pytest
 
-from train.data import balanced_subset, load_dataset, read_idx
+from train.data import balanced_subset, load_dataset, read_idx, validation_size
 from train.errors import TrainError
 
 
@@ -85,3 +85,33 @@ def test_balanced_subset(sample):
     assert len(x) == 300 and np.bincount(y).tolist() == [30] * 10
     with pytest.raises(TrainError):
         balanced_subset(sample.x_train, sample.y_train, 4001)
+
+
+@pytest.mark.parametrize("n_train, val_split, expected", [
+    (60_000, None, 5_000),  # MNIST: the seed's 55,000 / 5,000 split
+    (4_000, None, 400),  # smaller sets: a tenth
+    (4_000, 0.25, 1_000),
+    (4_000, 123, 123),
+    (4_000, 0, 0),
+])
+def test_validation_sizes(n_train, val_split, expected):
+    assert validation_size(n_train, val_split) == expected
+
+
+@pytest.mark.parametrize("val_split, message", [(-0.1, "0 or more"), (4_000, "leaves no training digits"),
+                                                (12.5, "a count of digits"), (float("nan"), "0 or more")])
+def test_bad_validation_splits(val_split, message):
+    with pytest.raises(TrainError, match=message):
+        validation_size(4_000, val_split)
+
+
+def test_validation_digits_are_held_out_balanced_and_the_same_every_time(sample):
+    data = sample.with_validation()
+    assert (len(data.x_train), len(data.x_val), len(data.x_test)) == (3_600, 400, 1_000)
+    assert np.bincount(data.y_val).tolist() == [40] * 10
+    train_rows = {row.tobytes() for row in data.x_train}
+    assert not any(row.tobytes() in train_rows for row in data.x_val)
+    assert sorted(train_rows | {row.tobytes() for row in data.x_val}) == sorted(r.tobytes() for r in sample.x_train)
+    np.testing.assert_array_equal(sample.with_validation().x_val, data.x_val)
+    assert "3,600 train / 400 validation / 1,000 test" in data.describe()
+    assert sample.with_validation(0) is sample
