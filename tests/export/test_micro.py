@@ -93,7 +93,8 @@ int main(int, char** argv) {{
     arena, ops, scale, zero_point = done.stdout.split()
     manifest = read_manifest(micro_export)
     assert (int(arena), int(ops)) == (micro["arena_bytes"], len(micro["ops"]))
-    assert float(scale) == pytest.approx(manifest["input"]["scale"]) and int(zero_point) == manifest["input"]["zero_point"]
+    assert float(scale) == pytest.approx(manifest["input"]["scale"])
+    assert int(zero_point) == manifest["input"]["zero_point"]
 
 
 def test_edge_classify_on_tflm_gives_litert_s_answers(micro_export):
