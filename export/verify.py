@@ -23,6 +23,7 @@ FLOAT_TOLERANCE = 1e-5  # a float32 export must give TensorFlow's probabilities 
 DEFAULT_MIN_AGREEMENT_PCT = 99.0  # a quantized export must give the float model's digit this often
 DEFAULT_TOLERANCE_PP = 0.5  # accuracy points a quantized export may lose
 TIMED_DIGITS = 200  # batch-1 invokes timed per runtime
+CHANGED_SHOWN = 12  # changed digits the export's output names; the manifest lists them all
 EDGE_RUNTIMES = ("litert", "tflite-runtime")  # what a device runs; TensorFlow is the reference
 MICRO_RUNTIME = "tflite-micro"  # what a microcontroller runs: verified with --target micro
 
@@ -40,6 +41,8 @@ class RuntimeCheck:
     latency_us: float  # median batch-1 invoke, one thread
     failures: tuple[str, ...]  # why it fails parity; empty when it passes
     details: dict = field(default_factory=dict)  # what the runtime adds (TFLM: its ops and arena)
+    top_difference_p99: float = float("nan")  # 99th percentile of |p - float p| for the float model's digit
+    changed_digits: tuple[int, ...] = ()  # test-split indices where its answer differs from the float model's
 
     @property
     def passed(self) -> bool:
@@ -83,8 +86,14 @@ class Parity:
             lines.append(
                 f"{self.mode} on {c.runtime} {c.version}: accuracy {100 * c.accuracy:.2f}% "
                 f"(float {100 * self.float_accuracy:.2f}%), agreement {100 * c.agreement:.2f}%, "
-                f"max probability difference {c.max_difference:.2e}: {verdict}"
+                f"max probability difference {c.max_difference:.2e}, top-class p99 {c.top_difference_p99:.3f}: "
+                f"{verdict}"
             )
+            if c.changed_digits:
+                shown = ", ".join(map(str, c.changed_digits[:CHANGED_SHOWN]))
+                rest = len(c.changed_digits) - CHANGED_SHOWN
+                more = f" and {rest} more" if rest > 0 else ""
+                lines.append(f"  answers changed on test digits {shown}{more} (all in the manifest)")
         return "\n".join(lines)
 
 
@@ -168,6 +177,9 @@ def check_parity(
         predicted = probabilities.argmax(-1)
         correct, changed = int(np.sum(predicted == labels)), int(np.sum(predicted != float_digits))
         difference = float(np.max(np.abs(probabilities - reference)))
+        rows = np.arange(n)
+        top_difference = np.abs(probabilities[rows, float_digits] - reference[rows, float_digits])
+        changed_digits = tuple(int(i) for i in np.flatnonzero(predicted != float_digits))
         failures = []
         if mode == "none" and difference > FLOAT_TOLERANCE:
             failures.append(f"probabilities differ by {difference:.2e} > {FLOAT_TOLERANCE:.0e}")
@@ -180,5 +192,6 @@ def check_parity(
                                 f"(--min-agreement {min_agreement_pct:g}% allows {may_change})")
         checks.append(RuntimeCheck(report["runtime"], report["version"], n, correct, changed, difference,
                                    float(report.get("latency_us", float("nan"))), tuple(failures),
-                                   report.get("micro", {})))
+                                   report.get("micro", {}), float(np.percentile(top_difference, 99)),
+                                   changed_digits))
     return Parity(mode, float_correct, n, tuple(checks), report["io"], outputs)

@@ -50,6 +50,30 @@ def test_parity_is_counted_in_whole_digits(int8_model):
         assert check["agreement"] == 1 - check["changed"] / check["digits"]
 
 
+def test_the_parity_report_names_the_changed_digits_and_the_confidence_drift(int8_model, exports, sample):
+    """Which test digits changed their answer, and how far the float model's top-class probability
+    moved (99th percentile), per runtime: recomputed here from the runtime's own answers."""
+    from edge.preprocess import scale_pixels
+    from edge.runtime import TFLiteModel
+
+    manifest = read_manifest(int8_model)
+    litert = next(c for c in manifest["parity"]["verified_on"] if c["runtime"] == "litert")
+    assert len(litert["changed_digits"]) == litert["changed"]
+    assert litert["changed_digits"] == sorted(set(litert["changed_digits"]))
+    assert 0 <= litert["top_difference_p99"] <= litert["max_difference"]
+    float_manifest = read_manifest(exports("none")[0])
+    float_check = next(c for c in float_manifest["parity"]["verified_on"] if c["runtime"] == "litert")
+    assert float_check["changed_digits"] == [] and float_check["top_difference_p99"] < 1e-5
+    digits = scale_pixels(sample.x_test)
+    answers = TFLiteModel(str(int8_model), runtime="litert").predict(digits).argmax(-1)
+    float_answers = TFLiteModel(str(exports("none")[0]), runtime="litert").predict(digits).argmax(-1)
+    assert sorted(int(i) for i in np.flatnonzero(answers != float_answers)) == litert["changed_digits"]
+    stdout = exports("int8")[1]
+    assert "top-class p99" in stdout
+    if litert["changed_digits"]:
+        assert f"answers changed on test digits {litert['changed_digits'][0]}" in stdout
+
+
 def test_int8_graph_is_integer_only_and_whole_for_xnnpack(int8_model):
     """No float tensor between input and output (a split with an unused output once stayed float
     at step 1), and no SPLIT_V (XNNPACK does not take it: the graph would be cut in pieces)."""
