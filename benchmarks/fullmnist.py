@@ -16,12 +16,12 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from train.data import IDX_FILES
 from train.recipes import FULL_MNIST, SEED_DEFAULTS
 
 from .child import ROOT, python
 
 DEFAULT_MNIST = ROOT.parent / "shared" / "data" / "mnist"
-IDX_PREFIXES = ("train-images", "train-labels", "t10k-images", "t10k-labels")
 
 
 def mnist_folder(path: str | os.PathLike[str] | None = None) -> Path:
@@ -30,7 +30,7 @@ def mnist_folder(path: str | os.PathLike[str] | None = None) -> Path:
 
 def has_mnist(folder: Path) -> bool:
     return folder.is_dir() and all(any(p.name.startswith(prefix) for p in folder.iterdir())
-                                   for prefix in IDX_PREFIXES)
+                                   for prefix in IDX_FILES.values())
 
 
 def train_and_read(name: str, flags: tuple[str, ...], folder: Path, work: Path) -> dict:

@@ -9,14 +9,14 @@ every digit starts from a reset interpreter. No TensorFlow is imported: TFLM shi
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
-import os
 import re
 import tempfile
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import numpy as np
+
+from .runtime import native_stderr_silenced, native_stderr_to
 
 DEFAULT_ARENA_BYTES = 1 << 20  # a host has room; the export measures what a device needs
 OUTPUT_INDEX = 1000  # outputs get indices of their own: TFLM numbers inputs and outputs from 0 each
@@ -64,8 +64,6 @@ def minimal_arena_bytes(model: bytes, digit: np.ndarray, granularity: int = 256)
     Raises:
       RuntimeError: TFLM cannot run the model at all (an op it lacks, say).
     """
-    from .runtime import native_stderr_silenced
-
     def runs(size: int) -> bool:
         try:
             with native_stderr_silenced():  # TFLM prints every failed allocation
@@ -152,18 +150,6 @@ def _reason(said: str, error: BaseException, arena_size: int) -> str:
     lines = [line.strip() for line in said.splitlines()
              if line.strip() and "Failed starting model allocation" not in line]
     return f"TFLM cannot run it: {lines[0] if lines else error}"
-
-
-@contextlib.contextmanager
-def native_stderr_to(file) -> Iterator[None]:
-    """Send what C++ writes to file descriptor 2 into `file` for a moment."""
-    saved = os.dup(2)
-    try:
-        os.dup2(file.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _details(tensor: dict[str, Any], index: int) -> dict[str, Any]:

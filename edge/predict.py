@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -38,7 +39,7 @@ def main(argv=None) -> int:
         if model.runtime.name == "tflite-micro":  # what a firmware needs to know: its ops and arena
             from .micro import minimal_arena_bytes, op_names
 
-            data = open(args.model, "rb").read()
+            data = Path(args.model).read_bytes()
             report["micro"] = {"ops": op_names(data),
                                "arena_bytes": minimal_arena_bytes(data, model.stored_input(digits[:1]))}
         if args.timing:

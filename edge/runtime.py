@@ -306,15 +306,21 @@ def _op_names(interpreter) -> set[str]:
 @contextlib.contextmanager
 def native_stderr_silenced():
     """Send what C++ writes to file descriptor 2 to /dev/null for a moment; Python errors still raise."""
+    with open(os.devnull, "wb") as null, native_stderr_to(null):
+        yield
+
+
+@contextlib.contextmanager
+def native_stderr_to(file):
+    """Send what C++ writes to file descriptor 2 into `file` (an open binary file) for a moment."""
     try:
         saved = os.dup(2)
-    except OSError:  # no stderr to silence
+    except OSError:  # no stderr to redirect
         yield
         return
     try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-            yield
+        os.dup2(file.fileno(), 2)
+        yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -8,7 +8,7 @@ from train.cli import verbose_option
 from train.quiet import import_tensorflow_quietly
 
 from .errors import ExportError
-from .modes import DEFAULT_QUANTIZED_MODE, DEFAULT_REPRESENTATIVE, MODES
+from .modes import DEFAULT_QUANTIZED_MODE, DEFAULT_REPRESENTATIVE, MODES, TARGETS
 from .verify import DEFAULT_MIN_AGREEMENT_PCT, DEFAULT_TOLERANCE_PP, EDGE_RUNTIMES
 
 
@@ -27,7 +27,7 @@ from .verify import DEFAULT_MIN_AGREEMENT_PCT, DEFAULT_TOLERANCE_PP, EDGE_RUNTIM
               help="Percent of test digits on which a quantized model must give the float model's answer.")
 @click.option("--runtime", "runtimes", type=click.Choice(EDGE_RUNTIMES), multiple=True,
               help="Verify on this runtime only (repeatable) [default: every one installed].")
-@click.option("--target", type=click.Choice(["edge", "micro"]), default="edge", show_default=True,
+@click.option("--target", type=click.Choice(TARGETS), default="edge", show_default=True,
               help="micro: also verify on TensorFlow Lite Micro and write model_data.h/.cc beside --out.")
 @click.option("--c-name", help="With --target micro: the prefix of the C names [default: from --out's file name].")
 @click.option("--arena-limit", type=int,

@@ -10,6 +10,7 @@ instantiates), so both files compile alone with any C++11 compiler.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -34,8 +35,7 @@ class MicroTarget:
 
     @property
     def arena_bytes(self) -> int:
-        with_margin = self.arena_measured_bytes * (1 + ARENA_MARGIN)
-        return int(-(-with_margin // ARENA_ROUND) * ARENA_ROUND)
+        return math.ceil(self.arena_measured_bytes * (1 + ARENA_MARGIN) / ARENA_ROUND) * ARENA_ROUND
 
     def to_dict(self) -> dict:
         return {"c_name": self.c_name, "ops": list(self.ops),
@@ -118,5 +118,5 @@ const unsigned int {target.c_name}_model_data_len = {len(model)};
 
 
 def _c_float(value: float) -> str:
-    return f"{float(value):.9g}f" if "e" in f"{float(value):.9g}" or "." in f"{float(value):.9g}" \
-        else f"{float(value):.9g}.0f"
+    text = f"{float(value):.9g}"
+    return f"{text}f" if "." in text or "e" in text else f"{text}.0f"

@@ -29,10 +29,8 @@ from .errors import ExportError
 from .golden import choose_golden, golden_bytes
 from .manifest import build_manifest
 from .micro import ARENA_MARGIN, HEADER, SOURCE, MicroTarget, c_name_from, check_c_name, header, source
-from .modes import DEFAULT_REPRESENTATIVE
+from .modes import DEFAULT_REPRESENTATIVE, TARGETS
 from .verify import DEFAULT_MIN_AGREEMENT_PCT, DEFAULT_TOLERANCE_PP, MICRO_RUNTIME, Parity, check_parity
-
-TARGETS = ("edge", "micro")
 
 
 @dataclass(frozen=True)
@@ -137,11 +135,8 @@ def export_run(
         if not parity.passed:
             raise ExportError(f"parity failed, {out} left untouched: " + " | ".join(
                 f"{c.runtime}: {'; '.join(c.failures)}" for c in parity.checks if not c.passed))
-        micro_files, micro_entry, micro_target = {}, None, None
-        if micro:
-            micro_target, micro_files = _micro_sources(parity, c_name, out, model_bytes, work, arena_limit)
-            micro_entry = {**micro_target.to_dict(), "sha256": {name: sha256_hex(path.read_bytes())
-                                                                 for name, path in micro_files.items()}}
+        micro_target, micro_files = (_micro_sources(parity, c_name, out, model_bytes, work, arena_limit)
+                                     if micro else (None, {}))
         chosen_digits = choose_golden(labels, reference)
         golden = golden_bytes(chosen_digits, data.x_test, labels, reference, parity.outputs)
         golden_out = Path(golden_path(out))
@@ -151,8 +146,9 @@ def export_run(
                         "runtimes": {c.runtime: c.version for c in parity.checks}}
         manifest = build_manifest(out.name, model_bytes, parity.io, parity, run.config, _tensorflow_version(),
                                   representative, {r.mode: r.size_bytes for r in rows}, golden_entry)
-        if micro_entry:
-            manifest["micro"] = micro_entry
+        if micro_target:
+            manifest["micro"] = {**micro_target.to_dict(), "sha256": {name: sha256_hex(path.read_bytes())
+                                                                       for name, path in micro_files.items()}}
         manifest_file = work / "manifest.json"
         manifest_file.write_text(json.dumps(manifest, indent=2) + "\n")
         manifest_out = Path(manifest_path(out))

@@ -180,10 +180,10 @@ def _train(out_path, model_config, train_config, dataset, data_path, device, str
 
     history = train_run(out_path, model_config, train_config, dataset, data_path, device, strategy, resume,
                         cluster_timeout, on_start=on_start, on_epoch=on_epoch, on_epoch_end=on_epoch_end)
-    best = best_epoch(history)
     if not is_chief():
         click.echo(f"{describe_task()} done; the chief writes {out_path}")
         return
+    best = best_epoch(history)
     chosen = (f"best epoch {best.epoch} of {len(history)} by validation accuracy ({100 * best.val_accuracy:.2f}%)"
               if best.val_accuracy is not None else f"the last epoch, {best.epoch} (no validation digits)")
     click.echo(f"saved {out_path}: {chosen}; its test accuracy {100 * best.test_accuracy:.2f}%")

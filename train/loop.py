@@ -212,7 +212,7 @@ class Trainer:
         self.model, self.optimizer, self.config, self.strategy = model, optimizer, config, strategy
         self.data = data
         self.x_train, self.y_train = scale_pixels(data.x_train), data.y_train
-        model.lstm.chains = training_chains(config.batch_size)  # steps_per_epoch assumes this
+        model.lstm.chains = training_chains(config.batch_size)  # what steps_per_epoch() planned the schedule for
         self._train_step = tf.function(self._distributed_step, reduce_retracing=True)
         self._predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
@@ -301,7 +301,7 @@ class Trainer:
 
     @property
     def steps_per_epoch(self) -> int:
-        return steps_per_epoch(len(self.x_train), self.config.batch_size)
+        return len(batch_bounds(len(self.x_train), self.config.batch_size, self.model.lstm.chains))
 
     def scores(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """(loss, accuracy) of uint8 digits x with labels y."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -37,8 +38,6 @@ def test_tflm_parity_is_in_the_manifest_beside_the_other_runtimes(micro_export):
         "arena_bytes"]
     assert micro["arena_measured_bytes"] < micro["arena_bytes"] <= 1.1 * micro["arena_measured_bytes"] + 1024
     for name, digest in micro["sha256"].items():
-        import hashlib
-
         assert hashlib.sha256((micro_export.parent / name).read_bytes()).hexdigest() == digest
 
 
