@@ -22,7 +22,7 @@ import statistics
 import time
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -39,10 +39,12 @@ FUSED_OP = "UNIDIRECTIONAL_SEQUENCE_LSTM"
 BATCH = 256  # digits per call for the batched figures of numpy and TensorFlow
 
 
-def fused_lstm_tflite(weights: dict[str, np.ndarray], quantized: bool, calibration: np.ndarray) -> bytes:
+def fused_lstm_tflite(weights: dict[str, np.ndarray], quantized: bool, calibration: np.ndarray,
+                      cell_bound: Optional[float] = None) -> bytes:
     """The same network as `tf_keras.layers.LSTM` + Dense, converted with Keras' LSTM fusion.
 
-    Batch fixed at 1 (the fused op needs a static batch); int8 in and out when `quantized`.
+    Batch fixed at 1 (the fused op needs a static batch); int8 in and out when `quantized`. A
+    bounded cell becomes the fused op's own `cell_clip` (Keras has no such option; TFLite does).
     """
     import tf_keras
 
@@ -66,7 +68,22 @@ def fused_lstm_tflite(weights: dict[str, np.ndarray], quantized: bool, calibrati
         flatbuffer = converter.convert()
     if FUSED_OP not in op_names(flatbuffer):
         raise RuntimeError(f"tf_keras' LSTM did not convert to {FUSED_OP}")
-    return flatbuffer
+    return flatbuffer if cell_bound is None else with_cell_clip(flatbuffer, cell_bound)
+
+
+def with_cell_clip(flatbuffer: bytes, cell_clip: float) -> bytes:
+    """The flatbuffer with every fused LSTM op's `cell_clip` set (its kernels clip the state to it)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    fused = schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            if max(code.builtinCode, code.deprecatedBuiltinCode) == fused:
+                op.builtinOptions.cellClip = float(cell_clip)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def op_names(flatbuffer: bytes) -> set[str]:
@@ -123,12 +140,12 @@ def measure(run_path: str, work: Path, repeats: int = 300) -> dict:
     fused = {}
     for label, quantized in (("float32", False), ("int8", True)):
         path = work / f"fused-{label}.tflite"
-        path.write_bytes(fused_lstm_tflite(weights, quantized, trained.calibration))
+        path.write_bytes(fused_lstm_tflite(weights, quantized, trained.calibration, trained.cell_bound))
         fused[label] = str(path)
 
     weight_bytes = sum(w.astype(np.float32).nbytes for w in weights.values())
-    numpy_figures = figures("numpy float32", lambda x: forward(weights, x, np.float32), digits, labels,
-                            reference, repeats, weight_bytes, np.__version__)
+    numpy_figures = figures("numpy float32", lambda x: forward(weights, x, np.float32, trained.cell_bound), digits,
+                            labels, reference, repeats, weight_bytes, np.__version__)
 
     serve = tf.function(lambda x: tf.nn.softmax(trained.model(x)),
                         input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE], tf.float32)])

@@ -1,5 +1,7 @@
 """Full MNIST, trained for real: the seed's 2-epoch defaults and the README's recipe
-(train.recipes), each through `lstm-edge train` from scratch, seed 0, on the 60,000/10,000 IDX files.
+(train.recipes), each through `lstm-edge train` from scratch, seed 0, on the 60,000/10,000 IDX files;
+then the recipe's int8 candidates (benchmarks/fidelity.py) on its 10,000 test digits, beside the
+same recipe trained with `--cell-bound none`.
 
     python -m benchmarks.fullmnist [--mnist DIR] [--json]
 
@@ -19,6 +21,7 @@ from pathlib import Path
 from train.data import IDX_FILES
 from train.recipes import FULL_MNIST, SEED_DEFAULTS
 
+from . import fidelity
 from .child import ROOT, python
 
 DEFAULT_MNIST = ROOT.parent / "shared" / "data" / "mnist"
@@ -34,7 +37,7 @@ def has_mnist(folder: Path) -> bool:
 
 
 def train_and_read(name: str, flags: tuple[str, ...], folder: Path, work: Path) -> dict:
-    out = work / name
+    out = work / name.replace(" ", "-")
     python("-m", "train.cli", "train", "--data", str(folder), *flags, "--seed", "0", "--quiet", "--out", str(out))
     config = json.loads((out / "config.json").read_text())
     history = json.loads((out / "history.json").read_text())
@@ -55,9 +58,15 @@ def measure(folder: Path) -> dict:
     if not has_mnist(folder):
         return {"skipped": f"no MNIST IDX files in {folder} (pass --mnist DIR or set LSTM_EDGE_MNIST)"}
     with tempfile.TemporaryDirectory(prefix="lstm-edge-fullmnist-") as work:
-        rows = [train_and_read("seed defaults", SEED_DEFAULTS, folder, Path(work)),
-                train_and_read("full-MNIST recipe", FULL_MNIST, folder, Path(work))]
-    return {"data": str(folder), "rows": rows}
+        work = Path(work)
+        rows = [train_and_read("seed defaults", SEED_DEFAULTS, folder, work),
+                train_and_read("full-MNIST recipe", FULL_MNIST, folder, work)]
+        recipe, unbounded = work / "full-MNIST-recipe", work / "unbounded"
+        python("-m", "train.cli", "train", "--data", str(folder), *FULL_MNIST, "--cell-bound", "none", "--seed", "0",
+               "--quiet", "--out", str(unbounded))
+        (work / "fidelity").mkdir()
+        int8 = fidelity.measure(str(recipe), work / "fidelity", str(unbounded))
+    return {"data": str(folder), "rows": rows, "fidelity": int8}
 
 
 def render(result: dict) -> str:
@@ -69,6 +78,8 @@ def render(result: dict) -> str:
         lines.append(f"| `{row['command']}` | {row['epochs']} | {row['best_epoch']} "
                      f"({100 * row['val_accuracy']:.2f}%) | **{100 * row['test_accuracy']:.2f}%** | "
                      f"{row['seconds_per_epoch']:.1f} s | {row['digits_per_second']:,.0f} |")
+    if "fidelity" in result:
+        lines += ["", fidelity.render(result["fidelity"], "The full-MNIST recipe's model (seed 0)")]
     return "\n".join(lines)
 
 

@@ -29,13 +29,14 @@ from PIL import Image
 from export.modes import MODES
 from export.verify import check_parity, edge_runtimes
 
-from . import coldstart, fullmnist
+from . import coldstart, fidelity, fullmnist, layouts
 from .child import ROOT, python, python_json
 from .errors import BenchError
 
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+TRADEOFF_START, TRADEOFF_END = "<!-- tradeoff:start -->", "<!-- tradeoff:end -->"  # README "int8 that keeps ..."
 LATENCY_REPEATS = 2000  # batch-1 invokes per model, runtime and thread count
 
 
@@ -48,11 +49,13 @@ def machine() -> dict:
 
 def measure(run: Path | None, work: Path, modes: tuple[str, ...], repeats: int, epochs: int,
             log: Callable[[str], None], mnist: Path | None = None) -> dict:
+    unbounded = None
     if run is None:
-        run = work / "run"
-        log("training the quickstart model (mnist-sample, 12 epochs, --augment) ...")
-        python("-m", "train.cli", "train", "--dataset", "mnist-sample", "--epochs", "12", "--augment", "--quiet",
-               "--out", str(run))
+        run, unbounded = work / "run", work / "run-unbounded"
+        log("training the quickstart model (mnist-sample, 12 epochs, --augment), and its unbounded twin ...")
+        for out, extra in ((run, ()), (unbounded, ("--cell-bound", "none"))):
+            python("-m", "train.cli", "train", "--dataset", "mnist-sample", "--epochs", "12", "--augment", "--quiet",
+                   *extra, "--out", str(out))
     rows = []  # one per model x runtime: what the table and the chart show
 
     def edge_bench(path: Path) -> list[dict]:
@@ -91,7 +94,11 @@ def measure(run: Path | None, work: Path, modes: tuple[str, ...], repeats: int, 
     roofline = python_json("-m", "benchmarks.roofline", str(work / "roofline"), "--json")
     log("graph layouts of the same arithmetic ...")
     (work / "layouts").mkdir()
-    layouts = python_json("-m", "benchmarks.layouts", str(run), str(work / "layouts"), "--json")
+    layout_results = python_json("-m", "benchmarks.layouts", str(run), str(work / "layouts"), "--json")
+    log("int8 fidelity candidates ...")
+    (work / "fidelity").mkdir()
+    int8_candidates = python_json("-m", "benchmarks.fidelity", str(run), str(work / "fidelity"), "--json",
+                           *(["--unbounded", str(unbounded)] if unbounded else []))
     log("cold starts ...")
     int8 = work / "lstm-edge-int8.tflite"
     if not int8.exists():
@@ -111,7 +118,8 @@ def measure(run: Path | None, work: Path, modes: tuple[str, ...], repeats: int, 
         "float_accuracy": float_accuracy,
         "rows": rows,
         "roofline": roofline,
-        "layouts": layouts,
+        "layouts": layout_results,
+        "fidelity": int8_candidates,
         "cold_start": starts,
         "training": training,
         "full_mnist": full_mnist,
@@ -174,10 +182,16 @@ def render(r: dict) -> str:
     lines += ["", f"The same arithmetic in other graph layouts (`benchmarks/layouts.py`), int8 on {lay['runtime']}, "
               f"batch 1, one thread, interpreter invoke alone, median of {lay['rounds']} interleaved rounds of "
               f"{lay['calls']} calls:", "",
-              "| layout | ops | size | invoke | agreement with float |", "|---|---|---|---|---|"]
+              "| layout | ops | size | invoke | agreement with float | top-class p99 |", "|---|---|---|---|---|---|"]
     for x in lay["results"]:
         lines.append(f"| {x['layout']} | {x['ops']} | {x['size_bytes'] / 1024:.0f} KB | {x['invoke_us']:.0f} us | "
-                     f"{100 * x['agreement']:.1f}% |")
+                     f"{100 * x['agreement']:.1f}% | {x['top_difference_p99']:.3f} |")
+    invoke = {x["layout"]: x["invoke_us"] for x in lay["results"]}
+    if layouts.EXPORT in invoke and layouts.BEFORE in invoke:
+        ratio = invoke[layouts.EXPORT] / invoke[layouts.BEFORE]
+        lines += ["", f"The export's layout against the one before it, same run: **{ratio:.2f}x** the invoke time."]
+    if "fidelity" in r:
+        lines += ["", fidelity.render(r["fidelity"], f"The quickstart model ({r['dataset']})")]
     cold = r["cold_start"]
     lines += ["", "`edge-classify digit.png` (int8), process start to answer, in a checkout's venv and in edge-only "
               "installs made as the README installs the Pi (`pip install` the wheel: LiteRT, numpy, Pillow, "
@@ -242,6 +256,11 @@ def run_benchmark(run: str | None = None, out: Path = RESULTS, repeats: int = 15
     (out / "results.md").write_text(table + "\n")
     draw(results, out / "chart.png")
     if out.resolve() == RESULTS.resolve() and update_readme(table):
+        full = results.get("full_mnist", {}).get("fidelity")
+        if full:
+            m = results["machine"]
+            update_readme(fidelity.tradeoff(full, f"{m['cpu']} ({m['cores']} cores), {results['created'][:10]}"),
+                          start=TRADEOFF_START, end=TRADEOFF_END)
         log(f"updated {README}")
     log(table)
     return results

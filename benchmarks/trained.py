@@ -4,7 +4,7 @@ TensorFlow float model's probabilities on it, and the export's own calibration d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -26,6 +26,7 @@ class Trained:
     labels: np.ndarray  # (N,)
     probabilities: np.ndarray  # float64 (N, 10): the float model's, the reference for agreement
     calibration: np.ndarray  # float32: the digits an export calibrates int8 on (same choice, same seed)
+    cell_bound: Optional[float] = None  # train.model.ModelConfig.cell_bound
 
 
 def load_trained(run_path: str) -> Trained:
@@ -35,4 +36,5 @@ def load_trained(run_path: str) -> Trained:
     digits = scale_pixels(data.x_test)
     calibration, _ = balanced_subset(data.x_train, data.y_train, DEFAULT_REPRESENTATIVE, seed=run.training.seed)
     return Trained(model, get_weights(model), data.name, digits, data.y_test,
-                   softmax(predict_logits(model, digits).astype(np.float64)), scale_pixels(calibration))
+                   softmax(predict_logits(model, digits).astype(np.float64)), scale_pixels(calibration),
+                   run.model.cell_bound)

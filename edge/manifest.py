@@ -12,7 +12,7 @@ from typing import Any, Optional
 from .errors import ModelError
 
 # CPython's own SHA-256 gives hashlib's digest without loading OpenSSL, which costs ~5 ms of
-# edge-classify's start here (more on a Pi); hashing a 134 KB model with it takes under 1 ms.
+# edge-classify's start here (more on a Pi); hashing a 136 KB model with it takes under 1 ms.
 try:
     from _sha2 import sha256 as _sha256  # Python 3.12+
 except ImportError:

@@ -29,13 +29,13 @@ from .errors import ExportError
 from .golden import choose_golden, golden_bytes
 from .manifest import build_manifest
 from .micro import ARENA_MARGIN, HEADER, SOURCE, MicroTarget, c_name_from, check_c_name, header, source
-from .modes import DEFAULT_REPRESENTATIVE, TARGETS
+from .modes import DEFAULT_REPRESENTATIVE, RUNS_ON, TARGETS
 from .verify import DEFAULT_MIN_AGREEMENT_PCT, DEFAULT_TOLERANCE_PP, MICRO_RUNTIME, Parity, check_parity
 
 
 @dataclass(frozen=True)
 class FormatRow:
-    """One line of the closing table."""
+    """One line of the closing table: a format on one runtime."""
 
     mode: str
     size_bytes: int
@@ -43,6 +43,7 @@ class FormatRow:
     agreement: float
     latency_us: float
     runtime: str
+    top_difference_p99: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,16 @@ class ExportResult:
     micro: Optional[MicroTarget] = None  # with --target micro: what the firmware's files say
 
     def table(self) -> str:
-        lines = [f"{'format':<10}{'size':>10}{'accuracy':>10}{'agreement':>11}{'latency':>12}  runtime",
-                 "-" * 66]
+        lines = [f"{'format':<10}{'size':>10}{'accuracy':>10}{'agreement':>11}{'p99':>8}{'latency':>12}  runtime",
+                 "-" * 74]
         for r in self.rows:
             lines.append(f"{'float32' if r.mode == 'none' else r.mode:<10}{r.size_bytes / 1024:>8.1f}KB"
-                         f"{100 * r.accuracy:>9.2f}%{100 * r.agreement:>10.2f}%{r.latency_us:>9.1f} us  {r.runtime}")
+                         f"{100 * r.accuracy:>9.2f}%{100 * r.agreement:>10.2f}%{r.top_difference_p99:>8.3f}"
+                         f"{r.latency_us:>9.1f} us  {r.runtime}")
+        lines.append("p99: the 99th percentile of how far the float model's top-class probability moved; "
+                     "latency: batch-1 invoke, one thread")
+        modes = dict.fromkeys(r.mode for r in self.rows)
+        lines += [f"{'float32' if m == 'none' else m} runs on: {RUNS_ON[m]}" for m in modes if m in RUNS_ON]
         return "\n".join(lines)
 
 
@@ -120,21 +126,24 @@ def export_run(
         np.save(digits_file, digits)
         rows, chosen = [], None
         for fmt in dict.fromkeys(("none", mode)):  # float32 for the table, then the mode asked for
-            model_bytes = convert(weights, fmt, scale_pixels(calibration))
+            model_bytes = convert(weights, fmt, scale_pixels(calibration), cell_bound=run.model.cell_bound)
             candidate = work / f"{fmt}.tflite"
             candidate.write_bytes(model_bytes)
             parity = check_parity(candidate, fmt, digits_file, labels, reference, tolerance_pp, runtimes,
                                   min_agreement_pct, micro=micro and fmt == mode)
             log(parity.summary())
-            first = parity.checks[0]
-            rows.append(FormatRow(fmt, len(model_bytes), first.accuracy, first.agreement, first.latency_us,
-                                  first.runtime))
+            rows += [FormatRow(fmt, len(model_bytes), c.accuracy, c.agreement, c.latency_us, c.runtime,
+                               c.top_difference_p99) for c in parity.checks]
             if fmt == mode:
                 chosen = (candidate, model_bytes, parity)
         candidate, model_bytes, parity = chosen
         if not parity.passed:
+            hint = ""
+            if mode == "int8" and run.model.cell_bound is None:
+                hint = (" (this run's cell state is unbounded, which int8 keeps worse: retrain with the default "
+                        "--cell-bound, or export --quantize dynamic for LiteRT)")
             raise ExportError(f"parity failed, {out} left untouched: " + " | ".join(
-                f"{c.runtime}: {'; '.join(c.failures)}" for c in parity.checks if not c.passed))
+                f"{c.runtime}: {'; '.join(c.failures)}" for c in parity.checks if not c.passed) + hint)
         micro_target, micro_files = (_micro_sources(parity, c_name, out, model_bytes, work, arena_limit)
                                      if micro else (None, {}))
         chosen_digits = choose_golden(labels, reference)

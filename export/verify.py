@@ -20,8 +20,11 @@ from edge.runtime import installed_runtimes
 from .errors import ExportError
 
 FLOAT_TOLERANCE = 1e-5  # a float32 export must give TensorFlow's probabilities to this
-DEFAULT_MIN_AGREEMENT_PCT = 99.0  # a quantized export must give the float model's digit this often
-DEFAULT_TOLERANCE_PP = 0.5  # accuracy points a quantized export may lose
+# The default int8 export kept the float model's digit on 99.7-99.9% of the quickstart's 1,000 held-out
+# digits (seeds 0-3, both runtimes) and 99.95-99.97% of full MNIST's 10,000, losing at most 2 of
+# 1,000 (AMD EPYC Zen 4): the bars leave that margin and no more, so a regression fails loudly.
+DEFAULT_MIN_AGREEMENT_PCT = 99.5  # a quantized export must give the float model's digit this often
+DEFAULT_TOLERANCE_PP = 0.4  # accuracy points a quantized export may lose
 TIMED_DIGITS = 200  # batch-1 invokes timed per runtime
 CHANGED_SHOWN = 12  # changed digits the export's output names; the manifest lists them all
 EDGE_RUNTIMES = ("litert", "tflite-runtime")  # what a device runs; TensorFlow is the reference
@@ -161,9 +164,9 @@ def check_parity(
       digits_file: .npy of the float digits (N, 28, 28) the reference was computed on.
       labels: their true digits (N,).
       reference: the TensorFlow float model's probabilities (N, 10).
-      tolerance_pp: accuracy points a quantized model may lose (0.5 of 1,000 digits: 5 digits).
+      tolerance_pp: accuracy points a quantized model may lose (0.4 of 1,000 digits: 4 digits).
       min_agreement_pct: the share of digits on which a quantized model must give the float
-        model's answer (99 of 1,000 digits: at most 10 may change).
+        model's answer (99.5 of 1,000 digits: at most 5 may change).
       micro: verify on TFLM (tflite-micro) as well, to the same bars.
     """
     n = len(labels)

@@ -19,19 +19,29 @@ from export.verify import FLOAT_TOLERANCE as FLOAT_TOLERANCE_EXPORT
 
 FIXTURE_SEED = int(os.environ.get("LSTM_EDGE_TEST_SEED", "0"))
 
-# The fixture model (8 epochs on 4,000 sample digits) scored 948-953 of the 1,000 held-out digits
-# over seeds 0-3 (AMD EPYC); 930 leaves ~2 points for other CPUs, while a broken model is far below.
-HELD_OUT_MIN_CORRECT = 930
+# The fixture model (8 epochs on 3,600 of the 4,000 sample digits, 400 validating) scored 932-954 of
+# the 1,000 held-out digits over seeds 0-3 (AMD EPYC Zen 4; 936-947 with --cell-bound none); 910
+# leaves ~2 points for other CPUs, while a broken model is far below (~100).
+HELD_OUT_MIN_CORRECT = 910
 
-# int8 against float on the 1,000 held-out digits, seeds 0-3 (AMD EPYC): 3-11 answers changed and
-# up to 7 correct digits lost per runtime. Changes come one digit at a time, roughly Poisson with a
-# mean near 8: more than 20 has a chance well under 1 in 1,000. The fixture exports with these bars
-# (the export's own defaults, 0.5 points and 99%, are the product's: seed 2 misses them).
+# int8 against float on the 1,000 held-out digits, seeds 0-3 (AMD EPYC Zen 4, the bounded cell and the
+# export's split layout): 1-5 answers changed and at most 2 correct digits lost per runtime (the
+# unbounded cell before: 3-11 and 7). Changes come one digit at a time, roughly Poisson with a mean
+# near 4: more than 10 has a chance well under 1 in 1,000. The fixture (8 epochs, no --augment) is a
+# weaker model than the quickstart's, so the fixture exports with these bars, looser than the
+# export's own defaults (0.4 points, 99.5%), which the quickstart model meets.
 HELD_OUT_DIGITS = 1000
-INT8_MAX_LOST = 12  # digits, of 1,000: --tolerance 1.2
-INT8_MAX_CHANGED = 20  # digits, of 1,000: --min-agreement 98
+INT8_MAX_LOST = 6  # digits, of 1,000: --tolerance 0.6
+INT8_MAX_CHANGED = 10  # digits, of 1,000: --min-agreement 99
 EXPORT_BARS = ("--tolerance", f"{100 * INT8_MAX_LOST / HELD_OUT_DIGITS:g}",
                "--min-agreement", f"{100 - 100 * INT8_MAX_CHANGED / HELD_OUT_DIGITS:g}")
+
+# The full-MNIST recipe's int8 export on its 10,000 test digits: issue 14's bars as they stand (at
+# least 99.8% the float model's digit, top-class p99 within 0.05, accuracy within 0.1 point). Seen
+# (seed 0, AMD EPYC Zen 4): 3 and 5 changed (LiteRT, tflite-runtime), p99 0.015, 3 digits gained.
+FULL_MNIST_MAX_CHANGED = 20  # of 10,000
+FULL_MNIST_MAX_P99 = 0.05
+FULL_MNIST_MAX_ACCURACY_DRIFT = 10  # digits of 10,000 either way: 0.1 point
 FLOAT_MAX_DIFFERENCE = FLOAT_TOLERANCE_EXPORT  # float32 against TensorFlow: the export's own bar
 
 # A file through the MNIST recipe against the same digit as a raw array, 500 digits per form: the
@@ -59,6 +69,20 @@ def parity_failures(check: Mapping, float_correct: int, mode: str) -> list[str]:
         failures.append(f"{check['runtime']}: loses {lost} digits > {INT8_MAX_LOST}")
     if check["changed"] > INT8_MAX_CHANGED:
         failures.append(f"{check['runtime']}: {check['changed']} answers changed > {INT8_MAX_CHANGED}")
+    return failures
+
+
+def full_mnist_int8_failures(check: Mapping, float_correct: int) -> list[str]:
+    """A runtime's parity record for the full-MNIST recipe's int8 export, against issue 14's bars."""
+    failures = []
+    if check["changed"] > FULL_MNIST_MAX_CHANGED:
+        failures.append(f"{check['runtime']}: {check['changed']} of {check['digits']:,} answers changed "
+                        f"> {FULL_MNIST_MAX_CHANGED}")
+    if check["top_difference_p99"] > FULL_MNIST_MAX_P99:
+        failures.append(f"{check['runtime']}: top-class p99 {check['top_difference_p99']:.3f} > {FULL_MNIST_MAX_P99}")
+    if abs(check["correct"] - float_correct) > FULL_MNIST_MAX_ACCURACY_DRIFT:
+        failures.append(f"{check['runtime']}: {check['correct']} right against float's {float_correct}: more than "
+                        f"{FULL_MNIST_MAX_ACCURACY_DRIFT} apart")
     return failures
 
 

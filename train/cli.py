@@ -9,6 +9,7 @@ import importlib
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import Optional
 
 import click
 
@@ -78,6 +79,10 @@ verbose_option = click.option("--verbose", is_flag=True,
 @click.option("--units", type=int, default=128, show_default=True, help="LSTM units.")
 @click.option("--cell", type=click.Choice(["basic", "keras"]), default="basic", show_default=True,
               help="basic: the explicit gate equations; keras: keras.layers.LSTMCell. Same weights.")
+@click.option("--cell-bound", default=None, metavar="BOUND|none",
+              help="Clip the basic cell's state to [-BOUND, BOUND] at every step; none: the notebook's unbounded "
+                   "cell [default: 1 for --cell basic (int8 exports then keep the float model's answers), none "
+                   "for keras].")
 @click.option("--clip-norm", type=float, default=5.0, show_default=True, help="Clip gradients to this global norm.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same CPU run.")
 @click.option("--augment", is_flag=True, help="Small random shifts, rotations and scale: better on photos.")
@@ -100,7 +105,7 @@ verbose_option = click.option("--verbose", is_flag=True,
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @verbose_option
 @click.pass_context
-def train_command(ctx, dataset, data_path, epochs, batch_size, lr, units, cell, clip_norm, seed, augment,
+def train_command(ctx, dataset, data_path, epochs, batch_size, lr, units, cell, cell_bound, clip_norm, seed, augment,
                   lr_schedule, warmup_epochs, val_split, label_smoothing, weight_decay, device, strategy,
                   cluster_timeout, out, resume_path, quiet, verbose):
     """Train the LSTM digit classifier into a run folder."""
@@ -109,7 +114,10 @@ def train_command(ctx, dataset, data_path, epochs, batch_size, lr, units, cell, 
         from .loop import TrainConfig
         from .model import ModelConfig
 
-        model_config = ModelConfig(units=units, cell=cell)
+        try:
+            model_config = ModelConfig(units=units, cell=cell, cell_bound=_cell_bound(cell_bound, cell))
+        except ValueError as e:
+            raise TrainError(f"--cell-bound: {e}") from None
         train_config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, clip_norm=clip_norm, seed=seed,
                                    augment=augment, lr_schedule=lr_schedule, warmup_epochs=warmup_epochs,
                                    val_split=val_split, label_smoothing=label_smoothing, weight_decay=weight_decay)
@@ -129,12 +137,27 @@ def train_command(ctx, dataset, data_path, epochs, batch_size, lr, units, cell, 
         fail(e)
 
 
+def _cell_bound(value: Optional[str], cell: str) -> Optional[float]:
+    """--cell-bound's value: a positive number, or none; unset: the cell's default."""
+    from .model import DEFAULT_CELL_BOUND
+
+    if value is None:
+        return DEFAULT_CELL_BOUND if cell == "basic" else None
+    if value.strip().lower() in ("none", "off"):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise TrainError(f"--cell-bound must be a positive number or none (got {value!r})") from None
+
+
 def _resumed_settings(ctx, path: Path, epochs: int):
     """The settings of the run being resumed; only --epochs (the new total) may change."""
     from .run import load_run
 
     run = load_run(path)
-    saved = {"units": run.model.units, "cell": run.model.cell, "batch_size": run.training.batch_size,
+    saved = {"units": run.model.units, "cell": run.model.cell, "cell_bound": run.model.cell_bound,
+             "batch_size": run.training.batch_size,
              "lr": run.training.lr, "clip_norm": run.training.clip_norm, "seed": run.training.seed,
              "augment": run.training.augment, "lr_schedule": run.training.lr_schedule,
              "warmup_epochs": run.training.warmup_epochs, "val_split": run.training.val_split,
@@ -143,6 +166,8 @@ def _resumed_settings(ctx, path: Path, epochs: int):
     given = dict(ctx.params)
     if given.get("data_path"):
         given["data_path"] = str(Path(given["data_path"]).resolve())  # the run keeps it resolved
+    if given.get("cell_bound") is not None:
+        given["cell_bound"] = _cell_bound(given["cell_bound"], run.model.cell)
     for name, value in saved.items():
         source = ctx.get_parameter_source(name)
         if source == click.core.ParameterSource.COMMANDLINE and given[name] != value:
@@ -162,7 +187,9 @@ def _train(out_path, model_config, train_config, dataset, data_path, device, str
     from .run import train_run
 
     def on_start(trainer, data, devices):
-        click.echo(f"{data.describe()} | {model_config.cell} LSTM, {model_config.units} units | {devices}")
+        bound = f", cell state in [-{model_config.cell_bound:g}, {model_config.cell_bound:g}]" \
+            if model_config.cell_bound is not None else ""
+        click.echo(f"{data.describe()} | {model_config.cell} LSTM, {model_config.units} units{bound} | {devices}")
 
     def on_epoch(epoch, steps):
         if quiet:

@@ -4,6 +4,8 @@ against, and the numpy baseline of the benchmark. Needs no TensorFlow.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 
@@ -17,13 +19,15 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def forward(weights: dict[str, np.ndarray], digits: np.ndarray, dtype=np.float64) -> np.ndarray:
+def forward(weights: dict[str, np.ndarray], digits: np.ndarray, dtype=np.float64,
+            cell_bound: Optional[float] = None) -> np.ndarray:
     """Class probabilities for digits, one gate equation a line.
 
     Args:
       weights: the shared layout (train.model.WEIGHT_NAMES).
       digits: float (B, 28, 28) in [0, 1].
       dtype: float64 for the reference; float32 is the benchmark's numpy baseline.
+      cell_bound: the cell state is clipped to [-cell_bound, cell_bound] (train.model.ModelConfig).
     Returns:
       (B, 10) probabilities in `dtype`.
     """
@@ -37,5 +41,7 @@ def forward(weights: dict[str, np.ndarray], digits: np.ndarray, dtype=np.float64
         z = z_x[:, t] + h @ recurrent  # (B, 4U)
         i, f, g, o = np.split(z, 4, axis=-1)  # (B, U) each: input, forget, cell, output
         c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+        if cell_bound is not None:
+            c = np.clip(c, -cell_bound, cell_bound)
         h = sigmoid(o) * np.tanh(c)
     return softmax(h @ weights["dense_kernel"] + weights["dense_bias"])  # (B, 10)

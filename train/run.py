@@ -91,7 +91,8 @@ def load_run(path: str | os.PathLike[str]) -> Run:
         config = json.loads(config_path.read_text())
         if config.get("format") != RUN_FORMAT:
             raise ValueError(f"format is {config.get('format')!r}, not {RUN_FORMAT!r}")
-        model = ModelConfig(**config["model"])
+        # A run from before the cell bound has the notebook's unbounded cell.
+        model = ModelConfig(**{"cell_bound": None, **config["model"]})
         # A run from before the validation split trained on all its training digits: it keeps doing so.
         training = TrainConfig(**{"val_split": 0, **config["training"]})
         if model.cell not in CELLS or model.units < 1:

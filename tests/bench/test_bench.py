@@ -32,7 +32,7 @@ BUILD_FUSED = textwrap.dedent("""
     digits = scale_pixels(data.x_test[:n])
     calibration = scale_pixels(data.x_train[::40])
     for name, quantized in (("float32", False), ("int8", True)):
-        flatbuffer = fused_lstm_tflite(get_weights(model), quantized, calibration)
+        flatbuffer = fused_lstm_tflite(get_weights(model), quantized, calibration, run.model.cell_bound)
         assert FUSED_OP in op_names(flatbuffer), op_names(flatbuffer)
         (out / f"fused-{name}.tflite").write_bytes(flatbuffer)
     np.save(out / "digits.npy", digits)
@@ -111,7 +111,14 @@ def results_fixture() -> dict:
                      "gemm_gmacs": {"gemm-int8": 60.0, "gemm-float32": 65.0}, "gemm_threads": 2,
                      "macs_per_digit": MACS_PER_DIGIT, "latency_floor_us": 81.0, "throughput_ceiling": 29_924.0},
         "layouts": {"runtime": "litert 2.3", "rounds": 15, "calls": 200, "results": [
-            {"layout": "export (i,f,o,c)", "ops": 337, "size_bytes": 135_000, "invoke_us": 120.0, "agreement": 0.995}]},
+            {"layout": "export (i,f,o | c)", "ops": 340, "size_bytes": 135_000, "invoke_us": 126.0, "agreement": 0.998,
+             "top_difference_p99": 0.046},
+            {"layout": "one-product (before)", "ops": 340, "size_bytes": 134_000, "invoke_us": 120.0,
+             "agreement": 0.997, "top_difference_p99": 0.061}]},
+        "fidelity": {"dataset": "mnist-sample", "rows": [
+            {"candidate": "bounded cell, split products (the export)", "mode": "int8", "runtime": "litert 2.3",
+             "size_bytes": 139_000, "digits": 1000, "changed": 2, "agreement": 0.998, "top_difference_p99": 0.046,
+             "accuracy": 0.968, "float_accuracy": 0.968, "latency_us": 65.0}]},
         "cold_start": {"rows": [{"environment": "edge-only install: /usr/bin/python3 (Python 3.11.2), numpy 2.4.6",
                                  "runtime": "litert", "median_s": 0.25, "min_s": 0.2, "max_s": 0.5,
                                  "floor_median_s": 0.22, "ours_median_s": 0.03, "python_median_s": 0.02,
@@ -130,7 +137,10 @@ def test_report_states_the_ratios_and_limits_and_draws_the_chart(tmp_path):
     table = render(results_fixture())
     assert "| lstm-edge int8 | litert 1.0 | 98 KB | 97.0% | 99.0% | 150 us | 300 us | 75 us | 20,000 |" in table
     assert "**10.0x** lower batch-1 latency through the API (10.0x invoke alone), **33.3x** the batched" in table
-    assert "| export (i,f,o,c) | 337 | 132 KB | 120 us | 99.5% |" in table
+    assert "| export (i,f,o | c) | 340 | 132 KB | 126 us | 99.8% | 0.046 |" in table
+    assert "The export's layout against the one before it, same run: **1.05x** the invoke time." in table
+    assert ("| bounded cell, split products (the export) | litert 2.3 | 99.80% | 2 | 0.046 | 96.80% (96.80%) | "
+            "65 us | 136 KB |") in table
     assert "**batch-1 floor 81 us**" in table and "**throughput ceiling 29,924 digits/s**" in table
     assert ("| edge-only install: /usr/bin/python3 (Python 3.11.2), numpy 2.4.6 | litert | **0.250 s** | 0.200 s | "
             "0.500 s | 0.220 s | 0.030 s | 0.020 s |") in table
@@ -143,6 +153,19 @@ def test_report_states_the_ratios_and_limits_and_draws_the_chart(tmp_path):
     text = readme.read_text()
     assert "old" not in text and table in text and text.startswith("intro") and text.endswith("rest\n")
     assert not update_readme(table, tmp_path / "missing.md")
+
+
+def test_the_readme_trade_off_names_where_each_mode_runs():
+    from benchmarks.fidelity import tradeoff
+    from export.modes import RUNS_ON
+
+    full = results_fixture()["fidelity"]
+    full["rows"].append({**full["rows"][0], "candidate": "dynamic (bounded cell)", "mode": "dynamic", "changed": 0,
+                         "agreement": 1.0})
+    text = tradeoff(full, "Test CPU")
+    assert f"| int8 | litert 2.3 | 99.80% (2) | 0.046 | 96.80% (96.80%) | 65 us | 136 KB | {RUNS_ON['int8']} |" in text
+    assert "| dynamic | litert 2.3 | 100.00% (0) |" in text and RUNS_ON["dynamic"] in text
+    assert "on Test CPU" in text
 
 
 @pytest.mark.slow

@@ -82,7 +82,9 @@ def test_int8_graph_is_integer_only_and_whole_for_xnnpack(int8_model):
     interpreter = Interpreter(model_path=str(int8_model))
     ops = [op["op_name"] for op in interpreter._get_ops_details()]
     assert "SPLIT_V" not in ops and "DEQUANTIZE" not in ops and "QUANTIZE" not in ops
-    assert ops.count("FULLY_CONNECTED") == 1 + 27 + 1  # input projection, 27 recurrent products, the head
+    # the input projections and 27 recurrent products, each apart for the gates and the cell, and the head
+    assert ops.count("FULLY_CONNECTED") == 2 + 2 * 27 + 1
+    assert "MINIMUM" not in ops and "MAXIMUM" not in ops  # the cell bound is fused into the cell's add
     used = {i for op in interpreter._get_ops_details() for i in (*op["inputs"], *op["outputs"]) if i >= 0}
     kinds = {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details() if t["index"] in used}
     assert kinds <= {"int8", "int32"}, kinds

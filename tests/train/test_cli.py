@@ -15,7 +15,7 @@ from tests.conftest import LSTM_EDGE, ROOT, TRAIN_EPOCHS, run_cli
 def test_trained_run_folder(trained_run):
     config = json.loads((trained_run / "config.json").read_text())
     history = json.loads((trained_run / "history.json").read_text())
-    assert config["model"] == {"units": 128, "cell": "basic"}
+    assert config["model"] == {"units": 128, "cell": "basic", "cell_bound": 1.0}
     assert config["training"]["lr"] == 0.01 and config["training"]["batch_size"] == 100
     assert config["dataset"] == "mnist-sample" and config["epochs_done"] == TRAIN_EPOCHS
     assert config["training"]["seed"] == FIXTURE_SEED
@@ -68,6 +68,9 @@ def test_seed_repeats_and_resume_continues_exactly(tmp_path):
     (("--warmup-epochs", "2"), "--warmup-epochs must be 0 or more and below --epochs"),
     (("--dataset", "mnist-sample", "--val-split", "4000"), "leaves no training digits"),
     (("--dataset", "mnist-sample", "--val-split", "-1"), "--val-split must be 0 or more"),
+    (("--cell", "keras", "--cell-bound", "1"), "keras.layers.LSTMCell keeps its cell state inside"),
+    (("--cell-bound", "wide"), "--cell-bound must be a positive number or none"),
+    (("--cell-bound", "-1"), "cell bound must be a positive number or none"),
 ])
 def test_bad_flags_give_one_line(tmp_path, args, message):
     done = run_cli(*LSTM_EDGE, "train", *args, "--out", str(tmp_path / "x"), check=False)
@@ -91,6 +94,19 @@ def test_bad_run_folders(tmp_path, trained_run):
     assert "corrupt run config" in run_cli(*LSTM_EDGE, "evaluate", str(foreign), check=False).stderr
     done = run_cli(*LSTM_EDGE, "train", "--resume", str(trained_run), "--units", "64", check=False)
     assert "a resumed run keeps its settings" in done.stderr
+    done = run_cli(*LSTM_EDGE, "train", "--resume", str(trained_run), "--cell-bound", "none", check=False)
+    assert "trained with --cell-bound 1.0; a resumed run keeps its settings" in done.stderr
+
+
+def test_a_run_from_before_the_cell_bound_keeps_its_unbounded_cell(tmp_path, trained_run):
+    from train.run import load_run
+
+    old = tmp_path / "old"
+    old.mkdir()
+    config = json.loads((trained_run / "config.json").read_text())
+    del config["model"]["cell_bound"]  # what runs wrote before the bound
+    (old / "config.json").write_text(json.dumps(config))
+    assert load_run(old).model.cell_bound is None and load_run(trained_run).model.cell_bound == 1.0
 
 
 def test_mirrored_strategy_over_two_logical_cpus(tmp_path):

@@ -21,23 +21,43 @@ def probabilities(model, digits):
 
 
 def test_basic_and_keras_cells_agree_on_the_same_weights(digits):
-    basic = build_model(ModelConfig(units=32, cell="basic"))
-    keras_cell = build_model(ModelConfig(units=32, cell="keras"))
+    basic = build_model(ModelConfig(units=32, cell="basic", cell_bound=None))
+    keras_cell = build_model(ModelConfig(units=32, cell="keras", cell_bound=None))
     set_weights(keras_cell, get_weights(basic))
     np.testing.assert_allclose(probabilities(keras_cell, digits), probabilities(basic, digits), atol=1e-6)
     # and back: the layout is the same both ways
-    other = build_model(ModelConfig(units=32, cell="basic"))
+    other = build_model(ModelConfig(units=32, cell="basic", cell_bound=None))
     set_weights(other, get_weights(keras_cell))
     np.testing.assert_allclose(probabilities(other, digits), probabilities(basic, digits), atol=1e-6)
 
 
-@pytest.mark.parametrize("cell", ["basic", "keras"])
-def test_cells_match_the_numpy_gate_equations(cell, digits):
-    model = build_model(ModelConfig(units=48, cell=cell))
+@pytest.mark.parametrize("cell, cell_bound", [("basic", 1.0), ("basic", None), ("keras", None)])
+def test_cells_match_the_numpy_gate_equations(cell, cell_bound, digits):
+    model = build_model(ModelConfig(units=48, cell=cell, cell_bound=cell_bound))
     rng = np.random.default_rng(0)
     weights = {k: rng.normal(0, 0.3, v.shape).astype(np.float32) for k, v in get_weights(model).items()}
     set_weights(model, weights)
-    np.testing.assert_allclose(probabilities(model, digits), forward(weights, digits), atol=1e-5)
+    np.testing.assert_allclose(probabilities(model, digits), forward(weights, digits, cell_bound=cell_bound),
+                               atol=1e-5)
+
+
+def test_the_bound_holds_the_cell_state_and_changes_the_answer(digits):
+    rng = np.random.default_rng(1)
+    model = build_model(ModelConfig(units=16))
+    weights = {k: rng.normal(0, 1.0, v.shape).astype(np.float32) for k, v in get_weights(model).items()}
+    bounded_p, free_p = forward(weights, digits, cell_bound=1.0), forward(weights, digits)
+    assert np.abs(bounded_p - free_p).max() > 1e-3  # with large weights the cell state leaves [-1, 1]
+    x = digits.astype(np.float64)
+    # h = o * tanh(c) with |c| <= 1 keeps |h| <= tanh(1): the clip is really there, every step
+    h = lstm_forward(tf.constant(digits), weights["kernel"], weights["recurrent_kernel"], weights["bias"], 1.0)
+    assert np.abs(h.numpy()).max() <= np.tanh(1.0) + 1e-6 and x.shape[0] == h.shape[0]
+
+
+def test_a_keras_cell_cannot_be_bounded():
+    with pytest.raises(ValueError, match="cannot be bounded"):
+        ModelConfig(cell="keras", cell_bound=1.0)
+    with pytest.raises(ValueError, match="positive"):
+        ModelConfig(cell_bound=0.0)
 
 
 def test_forget_gate_bias_starts_at_one():
@@ -46,16 +66,17 @@ def test_forget_gate_bias_starts_at_one():
     np.testing.assert_array_equal(np.delete(bias, np.s_[16:32]), 0.0)
 
 
-def test_serving_gate_order_is_the_same_math(digits):
-    from export.convert import serving_order
+@pytest.mark.parametrize("cell_bound", [1.0, None])
+def test_the_export_layout_is_the_same_math(digits, cell_bound):
+    from export.convert import serving_forward, serving_order
 
-    weights = get_weights(build_model(ModelConfig(units=24)))
-    order = serving_order(24)
-    h_keras = lstm_forward(digits, weights["kernel"], weights["recurrent_kernel"], weights["bias"])
-    h_serving = lstm_forward(digits, weights["kernel"][:, order], weights["recurrent_kernel"][:, order],
-                             weights["bias"][order], gates="ifoc")
-    np.testing.assert_allclose(h_serving.numpy(), h_keras.numpy(), atol=1e-6)
-    assert sorted(order) == list(range(96))
+    rng = np.random.default_rng(2)
+    model = build_model(ModelConfig(units=24, cell_bound=cell_bound))
+    weights = {k: rng.normal(0, 0.5, v.shape).astype(np.float32) for k, v in get_weights(model).items()}
+    h_model = lstm_forward(digits, weights["kernel"], weights["recurrent_kernel"], weights["bias"], cell_bound)
+    h_serving = serving_forward(tf.constant(digits), weights, cell_bound)
+    np.testing.assert_allclose(h_serving.numpy(), h_model.numpy(), atol=1e-6)
+    assert sorted(serving_order(24)) == list(range(96))
 
 
 def test_model_shapes():
@@ -70,7 +91,7 @@ def test_model_shapes():
 def test_chains_give_each_digit_the_same_answer(cell, chains, digits):
     """Training runs the batch as side-by-side slices (train.model.in_chains): the same numbers for
     every digit, batch sizes that do not divide evenly included."""
-    model = build_model(ModelConfig(units=32, cell=cell))
+    model = build_model(ModelConfig(units=32, cell=cell, cell_bound=1.0 if cell == "basic" else None))
     whole = probabilities(model, digits[:61])
     model.lstm.chains = chains
     np.testing.assert_allclose(probabilities(model, digits[:61]), whole, atol=1e-6)
