@@ -29,6 +29,7 @@ from typing import Optional
 import numpy as np
 
 CALIBRATION_MORE = 3000
+EXPORTED = "bounded cell, split products (the export)"  # the default export's own row
 
 
 def candidates(run: str, unbounded: Optional[str]) -> list[tuple[str, str, str, str, int]]:
@@ -42,7 +43,7 @@ def candidates(run: str, unbounded: Optional[str]) -> list[tuple[str, str, str, 
         rows += [("unbounded cell, one product (before)", unbounded, "int8", BEFORE, N),
                  ("unbounded cell, split products", unbounded, "int8", EXPORT, N)]
     rows += [("bounded cell, one product", run, "int8", BEFORE, N),
-             ("bounded cell, split products (the export)", run, "int8", EXPORT, N),
+             (EXPORTED, run, "int8", EXPORT, N),
              (f"bounded, split, {CALIBRATION_MORE:,} calibration digits", run, "int8", EXPORT, CALIBRATION_MORE),
              ("dynamic (bounded cell)", run, "dynamic", EXPORT, N),
              ("int16x8 (bounded cell)", run, "int16x8", EXPORT, N)]
@@ -51,10 +52,9 @@ def candidates(run: str, unbounded: Optional[str]) -> list[tuple[str, str, str, 
 
 def measure(run: str, work: Path, unbounded: Optional[str] = None) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from edge.preprocess import scale_pixels
     from export.convert import convert
+    from export.publish import calibration_digits
     from export.verify import check_parity
-    from train.data import balanced_subset
     from train.run import load_run
 
     from .layouts import candidates as layouts
@@ -62,7 +62,7 @@ def measure(run: str, work: Path, unbounded: Optional[str] = None) -> dict:
 
     loaded = {}
     rows = []
-    for name, path, mode, layout, calibration_digits in candidates(run, unbounded):
+    for name, path, mode, layout, count in candidates(run, unbounded):
         if path not in loaded:
             trained = load_trained(path)
             digits_file = work / f"digits-{len(loaded)}.npy"
@@ -70,11 +70,9 @@ def measure(run: str, work: Path, unbounded: Optional[str] = None) -> dict:
             loaded[path] = (trained, digits_file, layouts(trained.weights, trained.cell_bound))
         trained, digits_file, functions = loaded[path]
         calibration = trained.calibration
-        if calibration_digits != len(calibration):
+        if count != len(calibration):
             source = load_run(path)
-            data = source.load_data()
-            chosen, _ = balanced_subset(data.x_train, data.y_train, calibration_digits, seed=source.training.seed)
-            calibration = scale_pixels(chosen)
+            calibration = calibration_digits(source, source.load_data(), count)
         model = work / f"candidate-{len(rows)}.tflite"
         model.write_bytes(convert(trained.weights, mode, calibration, functions[layout]()))
         parity = check_parity(model, mode, digits_file, trained.labels, trained.probabilities, 100.0, None, 0.0)
@@ -99,21 +97,17 @@ def render(result: dict, title: str) -> str:
     return "\n".join(lines)
 
 
-TRADEOFF = {"bounded cell, split products (the export)": "int8", "dynamic (bounded cell)": "dynamic",
-            "int16x8 (bounded cell)": "int16x8"}
-
-
 def tradeoff(result: dict, machine: str) -> str:
     """The per-runtime trade-off between the quantized modes, for the README's Export section."""
     from export.modes import RUNS_ON
 
-    rows = [r for r in result["rows"] if r["candidate"] in TRADEOFF]
+    rows = [r for r in result["rows"] if r["candidate"] == EXPORTED or r["mode"] != "int8"]
     if not rows:
         return "(not measured: no full-MNIST rows in this bench run)"
     lines = [f"| mode | runtime | agreement (changed of {rows[0]['digits']:,}) | top-class p99 | accuracy (float) | "
              "invoke, 1 thread | size | runs on |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        mode = TRADEOFF[r["candidate"]]
+        mode = r["mode"]
         lines.append(f"| {mode} | {r['runtime']} | {100 * r['agreement']:.2f}% ({r['changed']}) | "
                      f"{r['top_difference_p99']:.3f} | {100 * r['accuracy']:.2f}% ({100 * r['float_accuracy']:.2f}%) | "
                      f"{r['latency_us']:.0f} us | {r['size_bytes'] / 1024:.0f} KB | {RUNS_ON[mode]} |")

@@ -36,9 +36,12 @@ def has_mnist(folder: Path) -> bool:
                                    for prefix in IDX_FILES.values())
 
 
-def train_and_read(name: str, flags: tuple[str, ...], folder: Path, work: Path) -> dict:
-    out = work / name.replace(" ", "-")
+def train(flags: tuple[str, ...], folder: Path, out: Path) -> None:
     python("-m", "train.cli", "train", "--data", str(folder), *flags, "--seed", "0", "--quiet", "--out", str(out))
+
+
+def train_and_read(name: str, flags: tuple[str, ...], folder: Path, out: Path) -> dict:
+    train(flags, folder, out)
     config = json.loads((out / "config.json").read_text())
     history = json.loads((out / "history.json").read_text())
     return {
@@ -59,11 +62,10 @@ def measure(folder: Path) -> dict:
         return {"skipped": f"no MNIST IDX files in {folder} (pass --mnist DIR or set LSTM_EDGE_MNIST)"}
     with tempfile.TemporaryDirectory(prefix="lstm-edge-fullmnist-") as work:
         work = Path(work)
-        rows = [train_and_read("seed defaults", SEED_DEFAULTS, folder, work),
-                train_and_read("full-MNIST recipe", FULL_MNIST, folder, work)]
-        recipe, unbounded = work / "full-MNIST-recipe", work / "unbounded"
-        python("-m", "train.cli", "train", "--data", str(folder), *FULL_MNIST, "--cell-bound", "none", "--seed", "0",
-               "--quiet", "--out", str(unbounded))
+        recipe, unbounded = work / "recipe", work / "recipe-unbounded"
+        rows = [train_and_read("seed defaults", SEED_DEFAULTS, folder, work / "defaults"),
+                train_and_read("full-MNIST recipe", FULL_MNIST, folder, recipe)]
+        train((*FULL_MNIST, "--cell-bound", "none"), folder, unbounded)
         (work / "fidelity").mkdir()
         int8 = fidelity.measure(str(recipe), work / "fidelity", str(unbounded))
     return {"data": str(folder), "rows": rows, "fidelity": int8}

@@ -98,7 +98,7 @@ def measure(run: Path | None, work: Path, modes: tuple[str, ...], repeats: int, 
     log("int8 fidelity candidates ...")
     (work / "fidelity").mkdir()
     int8_candidates = python_json("-m", "benchmarks.fidelity", str(run), str(work / "fidelity"), "--json",
-                           *(["--unbounded", str(unbounded)] if unbounded else []))
+                                  *(["--unbounded", str(unbounded)] if unbounded else []))
     log("cold starts ...")
     int8 = work / "lstm-edge-int8.tflite"
     if not int8.exists():

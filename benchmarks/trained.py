@@ -9,8 +9,7 @@ from typing import Any, Optional
 import numpy as np
 
 from edge.preprocess import scale_pixels
-from export.modes import DEFAULT_REPRESENTATIVE
-from train.data import balanced_subset
+from export.publish import calibration_digits
 from train.loop import predict_logits
 from train.model import get_weights
 from train.reference import softmax
@@ -34,7 +33,6 @@ def load_trained(run_path: str) -> Trained:
     data = run.load_data()
     model = restore_model(run)
     digits = scale_pixels(data.x_test)
-    calibration, _ = balanced_subset(data.x_train, data.y_train, DEFAULT_REPRESENTATIVE, seed=run.training.seed)
     return Trained(model, get_weights(model), data.name, digits, data.y_test,
-                   softmax(predict_logits(model, digits).astype(np.float64)), scale_pixels(calibration),
+                   softmax(predict_logits(model, digits).astype(np.float64)), calibration_digits(run, data),
                    run.model.cell_bound)

@@ -17,12 +17,12 @@ import numpy as np
 
 from edge.manifest import golden_path, manifest_path, sha256_hex
 from edge.preprocess import scale_pixels
-from train.data import balanced_subset
+from train.data import Dataset, balanced_subset
 from train.errors import TrainError
 from train.loop import predict_logits
 from train.model import get_weights
 from train.reference import softmax
-from train.run import load_run, restore_model
+from train.run import Run, load_run, restore_model
 
 from .convert import convert
 from .errors import ExportError
@@ -110,7 +110,7 @@ def export_run(
         if not 1 <= representative <= len(data.x_train):
             raise ExportError(f"--representative {representative}: choose 1 to {len(data.x_train):,}, "
                               f"the training digits of {data.name}")
-        calibration, _ = balanced_subset(data.x_train, data.y_train, representative, seed=run.training.seed)
+        calibration = calibration_digits(run, data, representative)
         model = restore_model(run)
     except TrainError as e:
         raise ExportError(str(e)) from None
@@ -126,7 +126,7 @@ def export_run(
         np.save(digits_file, digits)
         rows, chosen = [], None
         for fmt in dict.fromkeys(("none", mode)):  # float32 for the table, then the mode asked for
-            model_bytes = convert(weights, fmt, scale_pixels(calibration), cell_bound=run.model.cell_bound)
+            model_bytes = convert(weights, fmt, calibration, cell_bound=run.model.cell_bound)
             candidate = work / f"{fmt}.tflite"
             candidate.write_bytes(model_bytes)
             parity = check_parity(candidate, fmt, digits_file, labels, reference, tolerance_pp, runtimes,
@@ -170,6 +170,13 @@ def export_run(
         except OSError as e:
             raise ExportError(f"cannot write {out}: {e.strerror}") from None
     return ExportResult(out, manifest_out, parity, tuple(rows), micro_target)
+
+
+def calibration_digits(run: Run, data: Dataset, count: int = DEFAULT_REPRESENTATIVE) -> np.ndarray:
+    """The `count` class-balanced training digits an export of `run` calibrates on, scaled to [0, 1]:
+    the same digits for the same run, wherever they are chosen."""
+    chosen, _ = balanced_subset(data.x_train, data.y_train, count, seed=run.training.seed)
+    return scale_pixels(chosen)
 
 
 def _micro_sources(parity: Parity, c_name: str, out: Path, model_bytes: bytes, work: Path,

@@ -39,13 +39,12 @@ class RuntimeCheck:
     version: str
     digits: int
     correct: int  # digits it gets right
-    changed: int  # digits where its answer differs from the float model's
+    changed_digits: tuple[int, ...]  # test-split indices where its answer differs from the float model's
     max_difference: float  # largest |probability - float probability|
     latency_us: float  # median batch-1 invoke, one thread
     failures: tuple[str, ...]  # why it fails parity; empty when it passes
     details: dict = field(default_factory=dict)  # what the runtime adds (TFLM: its ops and arena)
     top_difference_p99: float = float("nan")  # 99th percentile of |p - float p| for the float model's digit
-    changed_digits: tuple[int, ...] = ()  # test-split indices where its answer differs from the float model's
 
     @property
     def passed(self) -> bool:
@@ -56,11 +55,16 @@ class RuntimeCheck:
         return self.correct / self.digits
 
     @property
+    def changed(self) -> int:  # digits where its answer differs from the float model's
+        return len(self.changed_digits)
+
+    @property
     def agreement(self) -> float:
         return 1 - self.changed / self.digits
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "accuracy": self.accuracy, "agreement": self.agreement, "passed": self.passed}
+        return {**asdict(self), "changed": self.changed, "accuracy": self.accuracy, "agreement": self.agreement,
+                "passed": self.passed}
 
 
 @dataclass(frozen=True)
@@ -178,11 +182,12 @@ def check_parity(
         probabilities, report = run_edge(model, digits_file, runtime)
         outputs[report["runtime"]] = probabilities
         predicted = probabilities.argmax(-1)
-        correct, changed = int(np.sum(predicted == labels)), int(np.sum(predicted != float_digits))
+        correct = int(np.sum(predicted == labels))
+        changed_digits = tuple(int(i) for i in np.flatnonzero(predicted != float_digits))
+        changed = len(changed_digits)
         difference = float(np.max(np.abs(probabilities - reference)))
         rows = np.arange(n)
         top_difference = np.abs(probabilities[rows, float_digits] - reference[rows, float_digits])
-        changed_digits = tuple(int(i) for i in np.flatnonzero(predicted != float_digits))
         failures = []
         if mode == "none" and difference > FLOAT_TOLERANCE:
             failures.append(f"probabilities differ by {difference:.2e} > {FLOAT_TOLERANCE:.0e}")
@@ -193,8 +198,7 @@ def check_parity(
             if changed > may_change:
                 failures.append(f"agrees on {n - changed:,} of {n:,} digits: {changed} answers changed "
                                 f"(--min-agreement {min_agreement_pct:g}% allows {may_change})")
-        checks.append(RuntimeCheck(report["runtime"], report["version"], n, correct, changed, difference,
+        checks.append(RuntimeCheck(report["runtime"], report["version"], n, correct, changed_digits, difference,
                                    float(report.get("latency_us", float("nan"))), tuple(failures),
-                                   report.get("micro", {}), float(np.percentile(top_difference, 99)),
-                                   changed_digits))
+                                   report.get("micro", {}), float(np.percentile(top_difference, 99))))
     return Parity(mode, float_correct, n, tuple(checks), report["io"], outputs)
