@@ -4,15 +4,15 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 RUN ?= runs/demo
-EPOCHS ?= 12
 
 .PHONY: demo test test-pi lint bench bench-numbers bench-micro clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# compat mode: a plain path in a .pth, where the default editable finder costs ~25 ms of every
-	# edge-classify start; setuptools calls it transitional, so fall back to the default if it goes.
+	# compat mode: the checkout as a plain path in a .pth (lstm_edge/__init__.py finds the stages beside it),
+	# where the default editable finder is an import hook that costs ~10 ms of every start in the venv;
+	# setuptools calls compat transitional, so fall back to the default, which works too, if it goes.
 	$(BIN)/pip install --quiet -e '.[train,tflite-runtime,dev,bench,micro]' --config-settings editable_mode=compat \
 	  || $(BIN)/pip install --quiet -e '.[train,tflite-runtime,dev,bench,micro]'
 	touch $@
@@ -20,7 +20,7 @@ $(BIN)/.installed: pyproject.toml
 ## demo: train on the offline MNIST sample, export int8 with parity proven, self-test it, classify example digits
 demo: $(BIN)/.installed
 	rm -rf $(RUN)
-	$(BIN)/lstm-edge train --dataset mnist-sample --epochs $(EPOCHS) --augment --out $(RUN)
+	$(BIN)/lstm-edge train --dataset mnist-sample --epochs 12 --augment --out $(RUN)
 	$(BIN)/lstm-edge evaluate $(RUN)
 	$(BIN)/lstm-edge export $(RUN) --quantize --out model.tflite
 	$(BIN)/edge-doctor --model model.tflite
@@ -35,16 +35,16 @@ test: $(BIN)/.installed
 test-pi: $(BIN)/.installed
 	$(BIN)/python -m pytest -q tests/pi
 
-## bench: lstm-edge beside its baselines on this machine -> benchmarks/results/ and the README
+## bench: lstm-edge beside its baselines on this machine -> benchmarks/results/ and docs/benchmarks.md
 bench: $(BIN)/.installed
-	$(BIN)/lstm-edge bench
+	$(BIN)/python -m benchmarks.run
 
 ## bench-numbers: whole numbers read from synthetic images (needs a model: make demo, or MODEL= and DATA=)
 MODEL ?= model.tflite
 bench-numbers: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.numbers --model $(MODEL) $(if $(DATA),--data $(DATA))
 
-## bench-micro: --units 32/64/128 exported for TFLM, flash and RAM against common boards -> the README's table
+## bench-micro: --units 32/64/128 exported for TFLM, flash and RAM against common boards -> docs/benchmarks.md
 bench-micro: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.micro
 

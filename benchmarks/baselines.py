@@ -29,9 +29,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from edge.preprocess import IMAGE_SIZE, NUM_CLASSES  # noqa: E402
-from edge.runtime import native_stderr_silenced  # noqa: E402
-from train.reference import forward  # noqa: E402
+from lstm_edge.edge.contract import IMAGE_SIZE, NUM_CLASSES  # noqa: E402
+from lstm_edge.edge.native_stderr import native_stderr_silenced  # noqa: E402
+from lstm_edge.train.reference import forward  # noqa: E402
 
 from .trained import load_trained  # noqa: E402
 

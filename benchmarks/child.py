@@ -12,6 +12,9 @@ from pathlib import Path
 from .errors import BenchError
 
 ROOT = Path(__file__).resolve().parent.parent
+LSTM_EDGE = ("-m", "lstm_edge.train.cli")  # `lstm-edge ARGS`
+# `edge-bench ARGS` as a child's `python -c` program: edge-bench's command line is a function.
+EDGE_BENCH = "import sys; from lstm_edge.edge.cli import bench_main; bench_main(sys.argv[1:])"
 
 
 def python(*args: str) -> subprocess.CompletedProcess:

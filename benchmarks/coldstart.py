@@ -2,7 +2,7 @@
 
 - The environment the benchmark runs in (a checkout's `.venv`: TensorFlow beside the edge, numpy < 2
   for tflite-runtime), on every installed edge runtime.
-- An edge-only install made as the README installs the Pi (`python3 -m venv`, then `pip install`
+- An edge-only install made as docs/raspberry-pi.md installs the Pi (`python3 -m venv`, then `pip install`
   the wheel, which pulls LiteRT, numpy, Pillow and click from the package index): with the Python
   this benchmark runs on, and with the system's `/usr/bin/python3` when that is another interpreter
   (Raspberry Pi OS runs Debian's python3).
@@ -33,7 +33,6 @@ from .errors import BenchError
 SYSTEM_PYTHON = "/usr/bin/python3"
 BENCHMARK_VENV, EDGE_ONLY = "benchmark's venv", "edge-only install"
 _RUNTIME_MODULES = {"litert": "ai_edge_litert.interpreter", "tflite-runtime": "tflite_runtime.interpreter"}
-_SOURCES = ("pyproject.toml", "README.md", "train", "export", "edge", "benchmarks")
 _PROBE = ("import importlib.util, json, platform, numpy; print(json.dumps({'python': platform.python_version(), "
           "'numpy': numpy.__version__, 'tensorflow': importlib.util.find_spec('tensorflow') is not None, "
           "'litert': importlib.util.find_spec('ai_edge_litert') is not None}))")
@@ -108,7 +107,7 @@ def edge_installs(bases: list[str], work: Path, log: Callable[[str], None]) -> t
 
 def _commands(environment: Environment, runtime: str, model: Path, digit: Path) -> dict[str, list[str]]:
     python, script = str(environment.python), environment.python.with_name("edge-classify")
-    command = [str(script)] if script.exists() else [python, "-m", "edge.cli"]  # a checkout not installed
+    command = [str(script)] if script.exists() else [python, "-m", "lstm_edge.edge.cli"]  # a checkout not installed
     return {
         "full": [*command, str(digit), "--model", str(model), "--runtime", runtime],
         # Ends with os._exit as edge-classify does: a normal shutdown with numpy loaded costs ~50 ms more.
@@ -135,12 +134,21 @@ def _in_turn(command_sets: list[dict[str, list[str]]], repeats: int) -> list[dic
     return times
 
 
+def wheel_sources() -> list[str]:
+    """What a wheel is built from: pyproject.toml, the README it names, and the folders it maps into lstm_edge."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    folders = project["tool"]["setuptools"]["package-dir"].values()
+    return ["pyproject.toml", project["project"]["readme"], *dict.fromkeys(folders)]
+
+
 def build_wheel(work: Path) -> Path:
     """This checkout as a wheel, built from a copy so the checkout gets no build folder."""
     if not (ROOT / "pyproject.toml").is_file():
         raise BenchError(f"{ROOT} is not a checkout: an edge-only install needs this checkout's wheel")
     source = work / "wheel-source"
-    for name in _SOURCES:
+    for name in wheel_sources():
         path = ROOT / name
         if path.is_dir():
             shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__", "results"))

@@ -4,18 +4,18 @@ each verified as an export is (`export.verify.check_parity`: every edge runtime,
     python -m benchmarks.fidelity RUN WORKDIR [--unbounded RUN] [--json]
 
 RUN is a model with the default bounded cell state; `--unbounded` names its twin trained the same
-way with `--cell-bound none` (the cell before this work). The candidates, all full int8:
+way with `--cell-bound none` (the notebook's unbounded cell). The candidates, all full int8:
 
 - the cell: unbounded (the state's int8 scale spans [-14, 14] on full MNIST) or bounded to [-1, 1];
-- the layout: one 4U-wide product sliced into the gates (before), or the export's (the gates'
-  and the cell candidate's products apart, each with its own int8 scale);
+- the layout: one 4U-wide product sliced into the gates, or the export's (the gates' and the
+  cell candidate's products apart, each with its own int8 scale);
 - the calibration: the export's 300 class-balanced training digits, or 3,000;
 - dynamic (int8 weights, float activations) and int16x8 on the bounded model, for reference.
 
 Each row: agreement with the float model (and the digits that changed), the 99th percentile of
 the top-class probability's drift, accuracy, the median batch-1 invoke of 200 digits on one
 thread, and size. Other candidates measured once (noise-injection training, a range penalty,
-hand-set ranges) are in the README; they did no better and are not re-run here.
+hand-set ranges) are in docs/export.md; they did no better and are not re-run here.
 """
 
 from __future__ import annotations
@@ -34,15 +34,15 @@ EXPORTED = "bounded cell, split products (the export)"  # the default export's o
 
 def candidates(run: str, unbounded: Optional[str]) -> list[tuple[str, str, str, str, int]]:
     """(name, run, mode, layout, calibration digits) for every candidate."""
-    from export.modes import DEFAULT_REPRESENTATIVE as N
+    from lstm_edge.export.modes import DEFAULT_REPRESENTATIVE as N
 
-    from .layouts import BEFORE, EXPORT
+    from .layouts import EXPORT, ONE_PRODUCT
 
     rows = []
     if unbounded:
-        rows += [("unbounded cell, one product (before)", unbounded, "int8", BEFORE, N),
+        rows += [("unbounded cell, one product", unbounded, "int8", ONE_PRODUCT, N),
                  ("unbounded cell, split products", unbounded, "int8", EXPORT, N)]
-    rows += [("bounded cell, one product", run, "int8", BEFORE, N),
+    rows += [("bounded cell, one product", run, "int8", ONE_PRODUCT, N),
              (EXPORTED, run, "int8", EXPORT, N),
              (f"bounded, split, {CALIBRATION_MORE:,} calibration digits", run, "int8", EXPORT, CALIBRATION_MORE),
              ("dynamic (bounded cell)", run, "dynamic", EXPORT, N),
@@ -52,10 +52,10 @@ def candidates(run: str, unbounded: Optional[str]) -> list[tuple[str, str, str, 
 
 def measure(run: str, work: Path, unbounded: Optional[str] = None) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from export.convert import convert
-    from export.publish import calibration_digits
-    from export.verify import check_parity
-    from train.run import load_run
+    from lstm_edge.export.convert import convert
+    from lstm_edge.export.publish import calibration_digits
+    from lstm_edge.export.verify import check_parity
+    from lstm_edge.train.run import load_run
 
     from .layouts import candidates as layouts
     from .trained import load_trained
@@ -98,8 +98,8 @@ def render(result: dict, title: str) -> str:
 
 
 def tradeoff(result: dict, machine: str) -> str:
-    """The per-runtime trade-off between the quantized modes, for the README's Export section."""
-    from export.modes import RUNS_ON
+    """The per-runtime trade-off between the quantized modes (docs/benchmarks.md's "tradeoff" section)."""
+    from lstm_edge.export.modes import RUNS_ON
 
     rows = [r for r in result["rows"] if r["candidate"] == EXPORTED or r["mode"] != "int8"]
     if not rows:

@@ -1,4 +1,4 @@
-"""Full MNIST, trained for real: the seed's 2-epoch defaults and the README's recipe
+"""Full MNIST, trained for real: the seed's 2-epoch defaults and the documented recipe
 (train.recipes), each through `lstm-edge train` from scratch, seed 0, on the 60,000/10,000 IDX files;
 then the recipe's int8 candidates (benchmarks/fidelity.py) on its 10,000 test digits, beside the
 same recipe trained with `--cell-bound none`.
@@ -18,11 +18,11 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from train.data import IDX_FILES
-from train.recipes import FULL_MNIST, SEED_DEFAULTS
+from lstm_edge.train.data import IDX_FILES
+from lstm_edge.train.recipes import FULL_MNIST, SEED_DEFAULTS
 
 from . import fidelity
-from .child import ROOT, python
+from .child import LSTM_EDGE, ROOT, python
 
 DEFAULT_MNIST = ROOT.parent / "shared" / "data" / "mnist"
 
@@ -37,7 +37,7 @@ def has_mnist(folder: Path) -> bool:
 
 
 def train(flags: tuple[str, ...], folder: Path, out: Path) -> None:
-    python("-m", "train.cli", "train", "--data", str(folder), *flags, "--seed", "0", "--quiet", "--out", str(out))
+    python(*LSTM_EDGE, "train", "--data", str(folder), *flags, "--seed", "0", "--quiet", "--out", str(out))
 
 
 def train_and_read(name: str, flags: tuple[str, ...], folder: Path, out: Path) -> dict:

@@ -7,8 +7,8 @@ candidate from separate products, each step's input projections in one product p
 the loop, one sigmoid for three gates, no recurrent product at step 1. The candidates change only
 how the ops are laid out (each keeps the run's cell bound):
 
-- one-product: the export before the int8 fidelity work: one 4U-wide product sliced into the
-  gates (i, f, o | c), so the cell candidate shares the gates' int8 scale; the latency baseline;
+- one-product: one 4U-wide product sliced into the gates (i, f, o | c), so the cell candidate
+  shares the gates' int8 scale; the fewest ops, and the latency baseline;
 - split-v: one-product with one SPLIT_V for the slices (XNNPACK does not take SPLIT_V, so the
   graph is cut into 29 partitions);
 - four-splits: Keras' own i, f, c, o blocks, one SPLIT into 4 and three sigmoids;
@@ -36,16 +36,16 @@ import numpy as np
 from .child import python_json
 
 ROUNDS, CALLS = 15, 200
-EXPORT, BEFORE = "export (i,f,o | c)", "one-product (before)"
+EXPORT, ONE_PRODUCT = "export (i,f,o | c)", "one-product"
 
 
 def candidates(weights: dict[str, np.ndarray], cell_bound) -> dict:
     """name -> a function making the concrete serving function (batch 1, probabilities out)."""
     import tensorflow as tf
 
-    from edge.preprocess import IMAGE_SIZE
-    from export.convert import serving_function, serving_order
-    from train.model import bounded
+    from lstm_edge.edge.contract import IMAGE_SIZE
+    from lstm_edge.export.convert import serving_function, serving_order
+    from lstm_edge.train.model import bounded
 
     units = weights["recurrent_kernel"].shape[0]
     kernel, recurrent, bias = weights["kernel"], weights["recurrent_kernel"], weights["bias"]  # i, f, c, o
@@ -113,14 +113,14 @@ def candidates(weights: dict[str, np.ndarray], cell_bound) -> dict:
     def serving(forward):  # traced when called
         return lambda: serving_function(weights, cell_bound, forward=lambda x, _weights, _bound: forward(x))
 
-    return {EXPORT: lambda: serving_function(weights, cell_bound), BEFORE: serving(lambda x: sliced(x, False)),
+    return {EXPORT: lambda: serving_function(weights, cell_bound), ONE_PRODUCT: serving(lambda x: sliced(x, False)),
             "split-v": serving(lambda x: sliced(x, True)), "four-splits": serving(four_splits),
             "concat": serving(concat), "step-input": serving(step_input), "per-gate": serving(per_gate)}
 
 
 def build(run_path: str, work: Path) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from export.convert import convert
+    from lstm_edge.export.convert import convert
 
     from .trained import load_trained
 
@@ -135,7 +135,7 @@ def build(run_path: str, work: Path) -> None:
 
 
 def measure(work: Path) -> dict:
-    from edge.runtime import TFLiteModel
+    from lstm_edge.edge.runtime import TFLiteModel
 
     names = json.loads((work / "layouts.json").read_text())
     digits, reference = np.load(work / "layout-digits.npy"), np.load(work / "layout-float.npy")

@@ -3,8 +3,8 @@
 
     python -m benchmarks.micro [--units 32,64,128] [--out DIR]      (make bench-micro)
 
-Writes benchmarks/results/micro.json and micro.md, and the README's table between
-<!-- micro:start --> and <!-- micro:end -->. Flash is the model's bytes (the generated C array);
+Writes benchmarks/results/micro.json and micro.md, and docs/benchmarks.md's "micro" section
+(benchmarks.report). Flash is the model's bytes (the generated C array);
 RAM is the tensor arena the export measured in TFLM, with its margin. A board "fits" when the
 model leaves FIRMWARE_FLASH bytes of its flash for TFLM and the application, and the arena leaves
 FIRMWARE_RAM bytes of its RAM for stacks and the application: rough allowances, stated, not measured.
@@ -19,13 +19,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .child import python
-from .errors import BenchError
-from .run import README, RESULTS, machine, update_readme
+from lstm_edge.edge.machine import describe as describe_machine
+from lstm_edge.train.recipes import QUICKSTART
 
-START, END = "<!-- micro:start -->", "<!-- micro:end -->"
+from .child import LSTM_EDGE, python
+from .errors import BenchError
+from .report import RESULTS, publish
+
 UNITS = (32, 64, 128)
-RECIPE = ("--dataset", "mnist-sample", "--epochs", "12", "--augment", "--seed", "0")  # make demo's
+RECIPE = (*QUICKSTART, "--seed", "0")
 # Bars loose enough that every size gets measured: the table shows what each one kept (small
 # models lose more to int8; the export's default bars refuse a 32-unit model that changes 11 digits).
 BARS = ("--tolerance", "2", "--min-agreement", "97")
@@ -61,8 +63,8 @@ def measure(units: tuple[int, ...], work: Path, log=print) -> dict:
         run, model = work / f"run-{n}", work / f"units{n}" / "model.tflite"
         model.parent.mkdir()
         log(f"training --units {n} (the offline recipe) and exporting --target micro ...")
-        python("-m", "train.cli", "train", *RECIPE, "--units", str(n), "--quiet", "--out", str(run))
-        python("-m", "train.cli", "export", str(run), "--quantize", "--target", "micro", "--out", str(model), *BARS)
+        python(*LSTM_EDGE, "train", *RECIPE, "--units", str(n), "--quiet", "--out", str(run))
+        python(*LSTM_EDGE, "export", str(run), "--quantize", "--target", "micro", "--out", str(model), *BARS)
         manifest = json.loads(model.with_suffix(".json").read_text())
         checks = {c["runtime"]: c for c in manifest["parity"]["verified_on"]}
         micro, tflm = manifest["micro"], checks["tflite-micro"]
@@ -74,7 +76,7 @@ def measure(units: tuple[int, ...], work: Path, log=print) -> dict:
                      "litert_latency_us": checks.get("litert", {}).get("latency_us"),
                      "fits": [b.name for b in BOARDS if fits(b, manifest["size_bytes"], micro["arena_bytes"])],
                      "tflite_micro": tflm["version"]})
-    return {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
+    return {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": describe_machine(),
             "recipe": " ".join(RECIPE), "export_bars": " ".join(BARS), "rows": rows,
             "boards": [{"name": b.name, "ram_bytes": b.ram_bytes, "flash_bytes": b.flash_bytes, "source": b.source}
                        for b in BOARDS],
@@ -121,12 +123,8 @@ def main() -> None:
             results = measure(units, Path(work), log=lambda message: print(message, flush=True))
     except BenchError as e:
         parser.exit(1, f"bench-micro: error: {e}\n")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "micro.json").write_text(json.dumps(results, indent=2) + "\n")
     table = render(results)
-    (args.out / "micro.md").write_text(table + "\n")
-    if args.out.resolve() == RESULTS.resolve() and update_readme(table, README, START, END):
-        print(f"updated {README}")
+    publish(args.out, "micro", results, table)
     print(table)
 
 

@@ -8,8 +8,8 @@ its 28 pixels, with gaps either separated (2-12 pixels) or touching (the digits'
 by 1-3 pixels, so strokes often meet). Every number comes in the three forms the tests use: the
 28-pixel-high PNG as drawn (MNIST's polarity), dark ink on textured paper at 5x as a JPEG, and
 small on a large transparent canvas. Writes numbers.json, numbers.md and numbers-failures.png (a
-few touching pairs read wrong) to DIR, and the README's table when DIR is the checkout's own
-benchmarks/results.
+few touching pairs read wrong) to DIR, and docs/benchmarks.md's "numbers" section when DIR is the
+checkout's own benchmarks/results (benchmarks.report).
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from lstm_edge.edge.machine import describe as describe_machine
+
 from .forms import off_centre_transparent, paper_photo
-from .run import README, RESULTS, machine, update_readme
+from .report import RESULTS, publish
 
 FORMS = ("png28", "paper", "canvas")
 GAPS = {"separated": (2, 12), "touching": (-3, -1)}
 SINGLE_DIGITS = 2000  # held-out digits drawn from, and each read alone to count false splits
-START, END = "<!-- numbers:start -->", "<!-- numbers:end -->"
 
 
 def compose(digits: list[np.ndarray], gaps: list[int], rng: np.random.Generator) -> np.ndarray:
@@ -72,9 +73,9 @@ def measure(model: str, numbers: int, data_path: str | None = None, seed: int = 
       data_path: the model's dataset (a folder of MNIST IDX files), whose test split is held out from
         it; default the offline sample's held-out split (for models trained on the sample).
     """
-    from edge import DigitClassifier, ImageError
-    from edge.preprocess import find_digits
-    from train.data import load_dataset
+    from lstm_edge.edge import DigitClassifier, ImageError
+    from lstm_edge.edge.preprocess import find_digits
+    from lstm_edge.train.data import load_dataset
 
     data = load_dataset("mnist-sample", data_path)
     x, y = data.x_test[:SINGLE_DIGITS], data.y_test[:SINGLE_DIGITS]  # held-out digits only
@@ -126,7 +127,7 @@ def measure(model: str, numbers: int, data_path: str | None = None, seed: int = 
             except ImageError:  # refused as several lines: not read as one digit either
                 several += 1
         split[form] = several / len(x)
-    return {"machine": machine(), "model": describe(model), "runtime": classifier.runtime, "rows": rows,
+    return {"machine": describe_machine(), "model": describe(model), "runtime": classifier.runtime, "rows": rows,
             "data": data.name,
             "single_digits": len(x), "single_read_as_several": split}, failures
 
@@ -191,13 +192,9 @@ def main() -> None:
     if args.numbers < 1:
         parser.error("--numbers must be at least 1")
     results, failures = measure(args.model, args.numbers, args.data)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "numbers.json").write_text(json.dumps(results, indent=2) + "\n")
     table = render(results)
-    (args.out / "numbers.md").write_text(table + "\n")
+    publish(args.out, "numbers", results, table)
     failure_picture(failures, args.out / "numbers-failures.png")
-    if args.out.resolve() == RESULTS.resolve() and update_readme(table, README, START, END):
-        print(f"updated {README}")
     print(table)
 
 

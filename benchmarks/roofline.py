@@ -40,7 +40,7 @@ def build(work: Path) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    from edge.runtime import native_stderr_silenced
+    from lstm_edge.edge.native_stderr import native_stderr_silenced
 
     rng = np.random.default_rng(0)
     kernel = tf.constant(rng.standard_normal((UNITS, GATES), dtype=np.float32) * 0.1)
@@ -71,7 +71,7 @@ def measure(work: Path, rounds: int = 9) -> dict:
     from ai_edge_litert import __version__ as litert_version
     from ai_edge_litert.interpreter import Interpreter
 
-    from edge.runtime import native_stderr_silenced
+    from lstm_edge.edge.native_stderr import native_stderr_silenced
 
     cores = os.cpu_count() or 1
     seconds = {}

@@ -1,5 +1,5 @@
-"""`make bench` / `lstm-edge bench`: one run that measures lstm-edge beside its baselines on this
-machine and writes benchmarks/results/ (results.json, results.md, chart.png) and the README's table.
+"""`make bench`: one run that measures lstm-edge beside its baselines on this machine and writes
+benchmarks/results/ (results.json, results.md, chart.png) and docs/benchmarks.md's sections.
 
     python -m benchmarks.run [--run RUN] [--repeats N] [--epochs N] [--modes none,int8] [--out DIR]
 
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,25 +24,17 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from export.modes import MODES
-from export.verify import check_parity, edge_runtimes
+from lstm_edge.edge.machine import describe as describe_machine
+from lstm_edge.export.modes import MODES
+from lstm_edge.export.verify import check_parity, edge_runtimes
+from lstm_edge.train.recipes import QUICKSTART
 
 from . import coldstart, fidelity, fullmnist, layouts
-from .child import ROOT, python, python_json
+from .child import EDGE_BENCH, LSTM_EDGE, python, python_json
 from .errors import BenchError
+from .report import RESULTS, publish
 
-RESULTS = ROOT / "benchmarks" / "results"
-README = ROOT / "README.md"
-START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-TRADEOFF_START, TRADEOFF_END = "<!-- tradeoff:start -->", "<!-- tradeoff:end -->"  # README "int8 that keeps ..."
 LATENCY_REPEATS = 2000  # batch-1 invokes per model, runtime and thread count
-
-
-def machine() -> dict:
-    from edge.doctor import cpu_model
-
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
-            "python": platform.python_version()}
 
 
 def measure(run: Path | None, work: Path, modes: tuple[str, ...], repeats: int, epochs: int,
@@ -54,17 +44,16 @@ def measure(run: Path | None, work: Path, modes: tuple[str, ...], repeats: int, 
         run, unbounded = work / "run", work / "run-unbounded"
         log("training the quickstart model (mnist-sample, 12 epochs, --augment), and its unbounded twin ...")
         for out, extra in ((run, ()), (unbounded, ("--cell-bound", "none"))):
-            python("-m", "train.cli", "train", "--dataset", "mnist-sample", "--epochs", "12", "--augment", "--quiet",
-                   *extra, "--out", str(out))
+            python(*LSTM_EDGE, "train", *QUICKSTART, "--quiet", *extra, "--out", str(out))
     rows = []  # one per model x runtime: what the table and the chart show
 
     def edge_bench(path: Path) -> list[dict]:
-        return python_json("-m", "edge.bench", str(path), "--json", "--repeats", str(LATENCY_REPEATS))["results"]
+        return python_json("-c", EDGE_BENCH, str(path), "--json", "--repeats", str(LATENCY_REPEATS))["results"]
 
     for mode in modes:
         log(f"exporting {mode} and timing it on every runtime ...")
         path = work / f"lstm-edge-{mode}.tflite"
-        python("-m", "train.cli", "export", str(run), "--quantize", mode, "--out", str(path))
+        python(*LSTM_EDGE, "export", str(run), "--quantize", mode, "--out", str(path))
         manifest = json.loads(path.with_suffix(".json").read_text())
         checks = {c["runtime"]: c for c in manifest["parity"]["verified_on"]}
         rows += _rows(f"lstm-edge {'float32' if mode == 'none' else mode}", "lstm-edge", manifest["size_bytes"],
@@ -102,7 +91,7 @@ def measure(run: Path | None, work: Path, modes: tuple[str, ...], repeats: int, 
     log("cold starts ...")
     int8 = work / "lstm-edge-int8.tflite"
     if not int8.exists():
-        python("-m", "train.cli", "export", str(run), "--quantize", "int8", "--out", str(int8))
+        python(*LSTM_EDGE, "export", str(run), "--quantize", "int8", "--out", str(int8))
     digit = work / "digit.png"  # a held-out test digit as a PNG file, as a user would have it
     Image.fromarray(np.round(255 * np.load(digits_file)[0]).astype(np.uint8)).save(digit)
     starts = coldstart.measure(int8, digit, edge_runtimes(), work, repeats, log)
@@ -112,7 +101,7 @@ def measure(run: Path | None, work: Path, modes: tuple[str, ...], repeats: int, 
     full_mnist = python_json("-m", "benchmarks.fullmnist", "--json", *(["--mnist", str(mnist)] if mnist else []))
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": describe_machine(),
         "test_digits": len(labels),
         "dataset": baselines["dataset"],
         "float_accuracy": float_accuracy,
@@ -144,7 +133,7 @@ def _rows(name: str, family: str, size: int, checks: dict, results: list[dict]) 
 
 
 def render(r: dict) -> str:
-    """The markdown the README shows."""
+    """The markdown of docs/benchmarks.md's "bench" section."""
     m, roof = r["machine"], r["roofline"]
     lines = [f"Measured by `make bench` on {m['cpu']} ({m['cores']} cores, {m['machine']}, Python {m['python']}), "
              f"{r['created'][:10]}, all in one run with the same trained weights. Accuracy on the "
@@ -187,14 +176,15 @@ def render(r: dict) -> str:
         lines.append(f"| {x['layout']} | {x['ops']} | {x['size_bytes'] / 1024:.0f} KB | {x['invoke_us']:.0f} us | "
                      f"{100 * x['agreement']:.1f}% | {x['top_difference_p99']:.3f} |")
     invoke = {x["layout"]: x["invoke_us"] for x in lay["results"]}
-    if layouts.EXPORT in invoke and layouts.BEFORE in invoke:
-        ratio = invoke[layouts.EXPORT] / invoke[layouts.BEFORE]
-        lines += ["", f"The export's layout against the one before it, same run: **{ratio:.2f}x** the invoke time."]
+    if layouts.EXPORT in invoke and layouts.ONE_PRODUCT in invoke:
+        ratio = invoke[layouts.EXPORT] / invoke[layouts.ONE_PRODUCT]
+        lines += ["", f"The export's layout against the one-product layout, same run: **{ratio:.2f}x** the invoke "
+                      "time."]
     if "fidelity" in r:
         lines += ["", fidelity.render(r["fidelity"], f"The quickstart model ({r['dataset']})")]
     cold = r["cold_start"]
     lines += ["", "`edge-classify digit.png` (int8), process start to answer, in a checkout's venv and in edge-only "
-              "installs made as the README installs the Pi (`pip install` the wheel: LiteRT, numpy, Pillow, "
+              "installs made as a Raspberry Pi gets one (`pip install` the wheel: LiteRT, numpy, Pillow, "
               f"click); {cold['rows'][0]['repeats']} rounds, every command in turn. Floor: the same interpreter "
               "importing numpy, Pillow's PNG plugin and the runtime, nothing else; ours: the rest (median of "
               "each round's difference); python: `python -c pass`.", "",
@@ -214,7 +204,7 @@ def render(r: dict) -> str:
               f"(TensorFlow {t['tensorflow']}, Keras {t['keras']}).", ""]
     if "full_mnist" in r:
         lines += [fullmnist.render(r["full_mnist"]), ""]
-    lines += ["![latency against accuracy](benchmarks/results/chart.png)"]
+    lines += ["![latency against accuracy](../benchmarks/results/chart.png)"]
     return "\n".join(lines)
 
 
@@ -226,42 +216,25 @@ def _us(value: float) -> str:
     return f"{value / 1000:.2f} ms" if value >= 1000 else f"{value:.0f} us"
 
 
-def update_readme(table: str, readme: Path = README, start: str = START, end: str = END) -> bool:
-    """Replace the README's text between two markers; False when there is no such README."""
-    if not readme.exists():
-        return False
-    text = readme.read_text()
-    if start not in text or end not in text:
-        return False
-    head, rest = text.split(start, 1)
-    tail = rest.split(end, 1)[1]
-    readme.write_text(f"{head}{start}\n{table}\n{end}{tail}")
-    return True
-
-
 def run_benchmark(run: str | None = None, out: Path = RESULTS, repeats: int = 15, epochs: int = 5,
                   modes: tuple[str, ...] = MODES, log: Callable[[str], None] = print,
                   mnist: Path | None = None) -> dict:
-    """The whole benchmark; writes results.json, results.md and chart.png to `out`, and the README
-    table when run from a checkout."""
+    """The whole benchmark; writes results.json, results.md and chart.png to `out`, and the docs'
+    sections when `out` is the checkout's own results folder."""
     from .chart import draw
 
     if run is not None and not (Path(run) / "config.json").is_file():
         raise BenchError(f"--run {run}: not a run folder (no config.json); train one with `lstm-edge train`")
-    out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="lstm-edge-bench-") as work:
         results = measure(Path(run) if run else None, Path(work), modes, repeats, epochs, log, mnist)
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     table = render(results)
-    (out / "results.md").write_text(table + "\n")
+    sections = {"bench": table}
+    full = results.get("full_mnist", {}).get("fidelity")
+    if full:
+        m = results["machine"]
+        sections["tradeoff"] = fidelity.tradeoff(full, f"{m['cpu']} ({m['cores']} cores), {results['created'][:10]}")
+    publish(out, "results", results, table, log, sections)
     draw(results, out / "chart.png")
-    if out.resolve() == RESULTS.resolve() and update_readme(table):
-        full = results.get("full_mnist", {}).get("fidelity")
-        if full:
-            m = results["machine"]
-            update_readme(fidelity.tradeoff(full, f"{m['cpu']} ({m['cores']} cores), {results['created'][:10]}"),
-                          start=TRADEOFF_START, end=TRADEOFF_END)
-        log(f"updated {README}")
     log(table)
     return results
 

@@ -8,12 +8,12 @@ from typing import Any, Optional
 
 import numpy as np
 
-from edge.preprocess import scale_pixels
-from export.publish import calibration_digits
-from train.loop import predict_logits
-from train.model import get_weights
-from train.reference import softmax
-from train.run import load_run, restore_model
+from lstm_edge.edge.contract import scale_pixels
+from lstm_edge.export.publish import calibration_digits
+from lstm_edge.train.loop import predict_logits
+from lstm_edge.train.model import get_weights
+from lstm_edge.train.reference import softmax
+from lstm_edge.train.run import load_run, restore_model
 
 
 @dataclass(frozen=True)

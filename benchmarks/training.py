@@ -18,10 +18,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from edge.preprocess import IMAGE_SIZE, NUM_CLASSES, scale_pixels  # noqa: E402
-from train.data import load_dataset  # noqa: E402
-from train.loop import TrainConfig, Trainer  # noqa: E402
-from train.model import ModelConfig, build_model  # noqa: E402
+from lstm_edge.edge.contract import IMAGE_SIZE, NUM_CLASSES, scale_pixels  # noqa: E402
+from lstm_edge.train.data import load_dataset  # noqa: E402
+from lstm_edge.train.loop import TrainConfig, Trainer  # noqa: E402
+from lstm_edge.train.model import ModelConfig, build_model  # noqa: E402
 
 
 def keras_lstm_model(units: int) -> keras.Model:

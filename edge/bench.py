@@ -1,22 +1,17 @@
-"""`edge-bench MODEL`: how fast a model runs here, on every installed runtime: batch-1 latency
-percentiles through the Python API, the interpreter's invoke alone, and batched throughput, per
-thread count. What a user runs on the Pi itself."""
+"""How fast a model runs here (`edge-bench MODEL`): batch-1 latency percentiles through the Python
+API, the interpreter's invoke alone, and batched throughput, per runtime and thread count. What a
+user runs on the Pi itself."""
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
-import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import EdgeError
-from .preprocess import IMAGE_SIZE
-from .runtime import RUNTIMES, TFLiteModel, installed_runtimes
+from .contract import IMAGE_SIZE
+from .interpreters import installed_device_runtimes, installed_runtimes
+from .runtime import TFLiteModel
 
 BATCH_SIZES = (16, 64, 256)  # tried for throughput; measured, the best one moves with runtime and threads
 
@@ -101,42 +96,6 @@ def bench(path: str, runtime: str, threads: int, repeats: int = 1000,
                        invoke_p50, best_rate, best_size, repeats, rates)
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="edge-bench", description=__doc__.splitlines()[0].strip("`"))
-    parser.add_argument("model")
-    parser.add_argument("--runtime", dest="runtimes", action="append", choices=RUNTIMES,
-                        help="runtime to measure (repeatable) [default: every installed edge runtime]")
-    parser.add_argument("--threads", dest="thread_counts", action="append", type=int,
-                        help="thread count (repeatable) [default: 1 and every core]")
-    parser.add_argument("--repeats", type=int, default=1000, help="batch-1 invokes timed (default 1000)")
-    parser.add_argument("--batch-size", dest="batch_sizes", action="append", type=int,
-                        help="digits per batched invoke (repeatable) [default: "
-                             f"{', '.join(map(str, BATCH_SIZES))}; the best is reported]")
-    parser.add_argument("--json", action="store_true", help="one JSON object with every result")
-    args = parser.parse_args(argv)
-    batch_sizes = tuple(args.batch_sizes or BATCH_SIZES)
-    if args.repeats < 10 or min(batch_sizes) < 1 or any(t < 1 for t in args.thread_counts or []):
-        parser.error("--repeats must be at least 10, --batch-size and --threads at least 1")
-    runtimes = args.runtimes or [r for r in installed_runtimes() if r not in ("tensorflow", "tflite-micro")] \
-        or installed_runtimes()
-    thread_counts = args.thread_counts or sorted({1, os.cpu_count() or 1})
-    try:
-        results = [bench(args.model, r, t, args.repeats, batch_sizes) for r in runtimes for t in thread_counts]
-    except EdgeError as e:
-        print(f"edge-bench: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    if args.json:
-        print(json.dumps({"model": args.model, "machine": machine, "results": [asdict(r) for r in results]}))
-        return
-    print(f"{args.model} on {machine}; batch-1 latency over {args.repeats} invokes, "
-          f"throughput at the best of batch sizes {', '.join(map(str, batch_sizes))}")
-    print(f"{'runtime':<24}{'threads':>8}{'p50 us':>10}{'p90 us':>10}{'p99 us':>10}{'invoke us':>11}"
-          f"{'digits/s':>12}{'batch':>7}")
-    for r in results:
-        print(f"{r.runtime + ' ' + r.version:<24}{r.threads:>8}{r.p50_us:>10.1f}{r.p90_us:>10.1f}"
-              f"{r.p99_us:>10.1f}{r.invoke_p50_us:>11.1f}{r.digits_per_second:>12,.0f}{r.batch_size:>7}")
-
-
-if __name__ == "__main__":
-    main()
+def default_runtimes() -> list[str]:
+    """What edge-bench measures unless told: the device runtimes installed, else whatever is."""
+    return installed_device_runtimes() or installed_runtimes()

@@ -8,8 +8,9 @@ from typing import Iterable, Optional
 
 import numpy as np
 
+from .contract import IMAGE_SIZE
 from .errors import ImageError
-from .preprocess import IMAGE_SIZE, Box, ImageSource, find_digits, preprocess_image
+from .preprocess import Box, ImageSource, find_digits, preprocess_image
 from .runtime import TFLiteModel
 from .segment import MAX_DIGITS
 

@@ -1,11 +1,12 @@
-"""`edge-classify IMAGE...`: classify digit images with an exported model.
+"""The edge's command lines, thin over the library: `edge-classify`, `edge-doctor`, `edge-bench`.
 
-With --number, each image is one line of digits read as a whole number ("meter.jpg: 4721 (lowest
-confidence 91.2%)"); without it, an image in which several digits are found is a failed image,
-not a guess.
+`edge-classify IMAGE...` classifies digit images with an exported model. With --number, each image
+is one line of digits read as a whole number ("meter.jpg: 4721 (lowest confidence 91.2%)");
+without it, an image in which several digits are found is a failed image, not a guess. Exit
+status: 0 when every image was classified, 1 when some failed (each is reported on stderr and the
+rest go on), 2 for usage errors and a model that cannot be used.
 
-Exit status: 0 when every image was classified, 1 when some failed (each is reported on stderr and
-the rest go on), 2 for usage errors and a model that cannot be used.
+argparse, not click: edge-classify starts 50 ms sooner, and a Pi feels that.
 """
 
 from __future__ import annotations
@@ -17,13 +18,24 @@ import sys
 import time
 from typing import Iterator
 
-from .errors import EdgeError, ImageError
+from .errors import EdgeError, ImageError, SeveralDigitsError, TooManyDigitsError
+from .interpreters import RUNTIMES
+from .manifest import DEFAULT_MODEL, MODEL_ENV, model_path
 from .preprocess import IMAGE_EXTENSIONS, render_ascii
 from .segment import MAX_DIGITS
 
-MODEL_ENV = "LSTM_EDGE_MODEL"
-DEFAULT_MODEL = "model.tflite"
 USAGE_ERROR = 2
+MODEL_HELP = f"the .tflite model [default: ${MODEL_ENV}, then ./{DEFAULT_MODEL}]"
+
+
+def describe(error: EdgeError) -> str:
+    """An expected failure as the command lines (and the service) say it: the library's sentence,
+    and what to type instead where a flag is the way out."""
+    if isinstance(error, SeveralDigitsError):
+        return f"{error}; read them as one number with --number"
+    if isinstance(error, TooManyDigitsError):
+        return f"{error} (--max-digits {error.limit})"
+    return str(error)
 
 
 def expand_inputs(inputs: tuple[str, ...]) -> Iterator[tuple[str, object]]:
@@ -49,12 +61,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         description="Classify handwritten digits in IMAGE files, folders of images, or - (standard input).",
     )
     parser.add_argument("images", nargs="+", metavar="IMAGE")
-    parser.add_argument("--model", help=f"the .tflite model [default: ${MODEL_ENV}, then ./{DEFAULT_MODEL}]")
+    parser.add_argument("--model", help=MODEL_HELP)
     parser.add_argument("--top-k", type=int, choices=range(1, 11), default=1, metavar="K",
                         help="show the K likeliest digits (1-10, default 1)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line per image")
-    # The names of edge.runtime.RUNTIMES, spelt out: importing it here would cost every start numpy.
-    parser.add_argument("--runtime", choices=("auto", "litert", "tflite-runtime", "tensorflow", "tflite-micro"),
+    parser.add_argument("--runtime", choices=("auto", *RUNTIMES),
                         default="auto", help="the TFLite interpreter to use (default: auto, the first installed "
                         "of litert, tflite-runtime, tensorflow; tflite-micro, what a microcontroller's TFLM "
                         "answers, only when named)")
@@ -75,7 +86,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def main(argv=None) -> None:
+def classify_main(argv=None) -> None:
     """The `edge-classify` console script: `classify`, then a fast exit.
 
     Once the answers are out there is nothing to clean up (no file open for writing), and the
@@ -93,20 +104,20 @@ def main(argv=None) -> None:
 
 
 def classify(argv=None) -> int:
-    """edge-classify's work; returns the exit status. argparse, not click: it starts 50 ms sooner."""
+    """edge-classify's work; returns the exit status."""
     start = time.perf_counter()
     args = parse_args(argv)
     from .classifier import DigitClassifier, Prediction, as_model_input
 
-    model_path = args.model or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+    path = model_path(args.model)
     try:
-        classifier = DigitClassifier(model_path, runtime=args.runtime, threads=args.threads)
+        classifier = DigitClassifier(path, runtime=args.runtime, threads=args.threads)
     except EdgeError as e:
-        print(f"edge-classify: error: {e}", file=sys.stderr)
+        print(f"edge-classify: error: {describe(e)}", file=sys.stderr)
         return USAGE_ERROR
     loaded = time.perf_counter()
     if args.verbose:
-        print(f"loaded {model_path} on {classifier.runtime} in {1000 * (loaded - start):.1f} ms", file=sys.stderr)
+        print(f"loaded {path} on {classifier.runtime} in {1000 * (loaded - start):.1f} ms", file=sys.stderr)
 
     if args.number:
         return _read_numbers(classifier, args)
@@ -118,7 +129,7 @@ def classify(argv=None) -> int:
             digits.append(as_model_input(source))
             names.append(name)
         except ImageError as e:
-            print(f"{name}: error: {e}", file=sys.stderr)
+            print(f"{name}: error: {describe(e)}", file=sys.stderr)
             failures += 1
     prepared = time.perf_counter()
     predictions: list[Prediction] = classifier.classify_many(digits, preprocess=False) if digits else []
@@ -149,7 +160,7 @@ def _read_numbers(classifier, args: argparse.Namespace) -> int:
                 raise source
             reading = classifier.read_number(source, args.max_digits)
         except ImageError as e:
-            print(f"{name}: error: {e}", file=sys.stderr)
+            print(f"{name}: error: {describe(e)}", file=sys.stderr)
             failures += 1
             continue
         try:
@@ -177,9 +188,9 @@ class _VersionAction(argparse.Action):
         from importlib.metadata import PackageNotFoundError, version
 
         try:
-            print(f"edge-classify {version('lstm-edge')}")
+            print(f"{parser.prog} {version('lstm-edge')}")
         except PackageNotFoundError:  # running from a checkout
-            print("edge-classify (not installed)")
+            print(f"{parser.prog} (not installed)")
         parser.exit()
 
 
@@ -195,5 +206,70 @@ def _format(name: str, prediction, top_k: int, as_json: bool, runtime: str) -> s
     return line
 
 
+def doctor_main(argv=None) -> None:
+    """`edge-doctor [--model PATH] [--runtime R] [--json]`: exit status 0 when every check holds,
+    1 when one fails, 2 for usage errors."""
+    from .doctor import diagnose
+
+    parser = argparse.ArgumentParser(prog="edge-doctor", description="Proof on this device that the model gives "
+                                     "the answers its export verified.")
+    parser.add_argument("--model", help=MODEL_HELP)
+    parser.add_argument("--runtime", choices=("auto", *RUNTIMES), default="auto",
+                        help="the interpreter to check (default: auto, the one edge-classify picks)")
+    parser.add_argument("--json", action="store_true", help="one JSON object: ok, checks, figures")
+    parser.add_argument("--version", action=_VersionAction, nargs=0, help="show the version and exit")
+    args = parser.parse_args(argv)
+    report = diagnose(model_path(args.model), args.runtime)
+    try:
+        print(json.dumps(report.to_dict()) if args.json else report.text(), flush=True)
+    except BrokenPipeError:  # `edge-doctor | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(0 if report.ok else 1)
+
+
+def bench_main(argv=None) -> None:
+    """`edge-bench MODEL`: latency and throughput per runtime and thread count (`bench`)."""
+    import platform
+    from dataclasses import asdict
+
+    from .bench import BATCH_SIZES, bench, default_runtimes
+
+    parser = argparse.ArgumentParser(prog="edge-bench", description="How fast a model runs here: batch-1 latency "
+                                     "percentiles, the invoke alone, and batched throughput.")
+    parser.add_argument("model")
+    parser.add_argument("--runtime", dest="runtimes", action="append", choices=RUNTIMES,
+                        help="runtime to measure (repeatable) [default: every installed edge runtime]")
+    parser.add_argument("--threads", dest="thread_counts", action="append", type=int,
+                        help="thread count (repeatable) [default: 1 and every core]")
+    parser.add_argument("--repeats", type=int, default=1000, help="batch-1 invokes timed (default 1000)")
+    parser.add_argument("--batch-size", dest="batch_sizes", action="append", type=int,
+                        help="digits per batched invoke (repeatable) [default: "
+                             f"{', '.join(map(str, BATCH_SIZES))}; the best is reported]")
+    parser.add_argument("--json", action="store_true", help="one JSON object with every result")
+    parser.add_argument("--version", action=_VersionAction, nargs=0, help="show the version and exit")
+    args = parser.parse_args(argv)
+    batch_sizes = tuple(args.batch_sizes or BATCH_SIZES)
+    if args.repeats < 10 or min(batch_sizes) < 1 or any(t < 1 for t in args.thread_counts or []):
+        parser.error("--repeats must be at least 10, --batch-size and --threads at least 1")
+    runtimes = args.runtimes or default_runtimes()
+    thread_counts = args.thread_counts or sorted({1, os.cpu_count() or 1})
+    try:
+        results = [bench(args.model, r, t, args.repeats, batch_sizes) for r in runtimes for t in thread_counts]
+    except EdgeError as e:
+        print(f"edge-bench: error: {describe(e)}", file=sys.stderr)
+        sys.exit(USAGE_ERROR)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    if args.json:
+        print(json.dumps({"model": args.model, "machine": machine, "results": [asdict(r) for r in results]}))
+        return
+    print(f"{args.model} on {machine}; batch-1 latency over {args.repeats} invokes, "
+          f"throughput at the best of batch sizes {', '.join(map(str, batch_sizes))}")
+    print(f"{'runtime':<24}{'threads':>8}{'p50 us':>10}{'p90 us':>10}{'p99 us':>10}{'invoke us':>11}"
+          f"{'digits/s':>12}{'batch':>7}")
+    for r in results:
+        print(f"{r.runtime + ' ' + r.version:<24}{r.threads:>8}{r.p50_us:>10.1f}{r.p90_us:>10.1f}"
+              f"{r.p99_us:>10.1f}{r.invoke_p50_us:>11.1f}{r.digits_per_second:>12,.0f}{r.batch_size:>7}")
+
+
 if __name__ == "__main__":
-    main()
+    classify_main()

@@ -1,27 +1,25 @@
-"""`edge-doctor`: proof on this device that the model gives the answers its export verified.
-
-    edge-doctor [--model PATH] [--runtime R] [--json]
+"""edge-doctor's checks: proof on this device that the model gives the answers its export verified.
 
 It reports the environment (Python, OS, CPU and the features that matter, page size, glibc, numpy,
-Pillow, the installed interpreters), checks the model against its manifest and golden digits, runs
-those digits through the interpreter in a child process (a runtime that crashes at load is then a
-failed check, not a lost report), and times a batch-1 invoke. Exit status: 0 when every check
-holds, 1 when one fails, 2 for usage errors.
+Pillow, the installed interpreters), checks the model against its manifest and golden digits (the
+checks edge-classify makes, `manifest`), runs those digits through the interpreter in a child
+process (a runtime that crashes at load is then a failed check, not a lost report), and times a
+batch-1 invoke. The command line is `cli.doctor_main`; the service runs the same self-test at start.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import signal
-import sys
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
-from .cli import DEFAULT_MODEL, MODEL_ENV
-from .runtime import RUNTIMES
+from .errors import ModelError
+from .interpreters import AUTO_RUNTIMES, DISTRIBUTIONS, installed_runtimes
+from .machine import cpu_features, cpu_model
+from .manifest import check_golden, check_manifest, manifest_path
 
 CHILD_TIMEOUT_S = 600  # a Pi Zero is slow, emulation slower
 TIMED_INVOKES = 300
@@ -30,9 +28,6 @@ TIMED_INVOKES = 300
 # on one runtime, 22 between two runtimes on one x86. A float32 model differs by summation order.
 INT8_TOLERANCE_STEPS = 32
 FLOAT_TOLERANCE = 1e-4
-# ARM core part numbers (/proc/cpuinfo "CPU part") of the boards people run this on.
-ARM_CORES = {"0xc07": "Cortex-A7", "0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd07": "Cortex-A57",
-             "0xd08": "Cortex-A72", "0xd0b": "Cortex-A76", "0xd05": "Cortex-A55"}
 
 
 @dataclass(frozen=True)
@@ -98,43 +93,6 @@ def compare_outputs(expected, actual, tolerance: float, names=None) -> list[str]
     return failures
 
 
-def cpu_model() -> str:
-    """The CPU's name: x86's model name, an ARM core's name from its part number, or the machine."""
-    info = _cpuinfo()
-    for key in ("model name", "Model"):
-        if key in info and not info[key].startswith("ARMv"):
-            return info[key]
-    if info.get("CPU part") in ARM_CORES:
-        return ARM_CORES[info["CPU part"]]
-    return info.get("model name") or platform.processor() or platform.machine()
-
-
-def cpu_features() -> dict[str, bool]:
-    """The instruction-set features that decide which kernels an interpreter can use here."""
-    info = _cpuinfo()
-    flags = set((info.get("flags") or info.get("Features") or "").split())
-    machine = platform.machine()
-    if machine == "aarch64":
-        wanted = ("asimd", "asimddp", "atomics")  # NEON; ARMv8.2 dot product (Pi 5, not Pi 4); LSE atomics
-    elif machine.startswith("arm"):
-        wanted = ("neon", "vfpv4")
-    else:
-        wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni")
-    return {name: name in flags for name in wanted}
-
-
-def _cpuinfo() -> dict[str, str]:
-    fields: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    return fields
-
-
 def _version(distribution: str) -> Optional[str]:
     from importlib import metadata
 
@@ -146,19 +104,15 @@ def _version(distribution: str) -> Optional[str]:
 
 def environment(runtime: str) -> tuple[list[Check], dict[str, Any]]:
     """The environment's facts and the checks on them; `runtime` is the one asked for."""
-    from .runtime import AUTO_RUNTIMES, installed_runtimes
-
     features = cpu_features()
     facts = {
         "python": platform.python_version(), "os": platform.platform(), "machine": platform.machine(),
         "cpu": cpu_model(), "cpu_features": features, "page_size": os.sysconf("SC_PAGE_SIZE"),
         "libc": " ".join(platform.libc_ver()).strip() or "unknown",
         "numpy": _version("numpy"), "pillow": _version("Pillow") or _version("pillow"),
-        "interpreters": {name: _version({"litert": "ai-edge-litert", "tflite-runtime": "tflite-runtime",
-                                         "tensorflow": "tensorflow", "tflite-micro": "tflite-micro"}[name])
-                         or "installed" for name in installed_runtimes()},
+        "interpreters": {name: _version(DISTRIBUTIONS[name]) or "installed" for name in installed_runtimes()},
     }
-    chosen = runtime if runtime != "auto" else next((r for r in facts["interpreters"] if r in AUTO_RUNTIMES), None)
+    chosen = _chosen(runtime, facts["interpreters"])
     flags = ", ".join(name if present else f"no {name}" for name, present in features.items())
     checks = [
         Check("python", "ok", f"{facts['python']} on {facts['os']}, {facts['libc']}, "
@@ -186,52 +140,30 @@ def environment(runtime: str) -> tuple[list[Check], dict[str, Any]]:
 
 
 def model_checks(path: str) -> tuple[list[Check], Optional[dict], Optional[str]]:
-    """The model file, its manifest and its golden digits: (checks, manifest, golden sidecar path)."""
-    from .manifest import MANIFEST_FORMAT, golden_path, manifest_path, sha256_hex
-
+    """The model file, its manifest and its golden digits, checked as edge-classify checks them:
+    (checks, manifest, golden sidecar path)."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
         return [Check("model", "fail", f"{path}: {e.strerror}", "give the model with --model PATH")], None, None
     checks = [Check("model", "ok", f"{path}, {len(data) / 1024:.1f} KB")]
-    manifest_file = manifest_path(path)
     try:
-        with open(manifest_file, encoding="utf-8") as f:
-            manifest = json.load(f)
-        if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-            raise ValueError("not an lstm-edge manifest")
-    except OSError:
-        checks.append(Check("manifest", "fail", f"no manifest {os.path.basename(manifest_file)} beside the model",
-                            "copy the export's model.json beside model.tflite: it holds what was verified"))
+        manifest = check_manifest(path, data)
+    except ModelError as e:
+        return [*checks, Check("manifest", "fail", str(e))], None, None
+    if manifest is None:
+        checks.append(Check("manifest", "fail", f"no manifest {os.path.basename(manifest_path(path))} beside the "
+                            "model", "copy the export's model.json beside model.tflite: it holds what was verified"))
         return checks, None, None
-    except ValueError as e:
-        checks.append(Check("manifest", "fail", f"{manifest_file}: unreadable ({e})", "copy it again from the export"))
-        return checks, None, None
-    if manifest.get("sha256") != sha256_hex(data):
-        checks.append(Check("manifest", "fail", "the model's sha256 does not match its manifest",
-                            "copy model.tflite and model.json again, from the same export"))
-        return checks, manifest, None
     converter = manifest.get("converter", {})
     checks.append(Check("manifest", "ok", f"hash matches; {manifest.get('quantization')} model, exported with "
                         f"TensorFlow {converter.get('tensorflow')} on {converter.get('cpu', 'an unnamed CPU')}"))
-    golden = manifest.get("golden")
-    sidecar = golden_path(path)
-    if not golden:
-        checks.append(Check("golden", "fail", "the manifest names no golden digits (an export before edge-doctor)",
-                            "re-export the model with this lstm-edge"))
-        return checks, manifest, None
     try:
-        with open(sidecar, "rb") as f:
-            golden_data = f.read()
-    except OSError:
-        checks.append(Check("golden", "fail", f"no {os.path.basename(sidecar)} beside the model",
-                            f"copy {golden['file']} from the export beside the model"))
-        return checks, manifest, None
-    if sha256_hex(golden_data) != golden.get("sha256"):
-        checks.append(Check("golden", "fail", f"{os.path.basename(sidecar)} does not match the manifest's sha256",
-                            "copy the sidecar again from the same export"))
-        return checks, manifest, None
+        sidecar = check_golden(path, manifest)
+    except ModelError as e:
+        return [*checks, Check("golden", "fail", str(e))], manifest, None
+    golden = manifest["golden"]
     verified = ", ".join(f"{n} {v}" for n, v in golden.get("runtimes", {}).items())
     checks.append(Check("golden", "ok", f"{golden.get('digits')} digits, exported answers of {verified}"))
     return checks, manifest, sidecar
@@ -341,7 +273,7 @@ def diagnose(path: str, runtime: str = "auto") -> Report:
     """Every check, in order; a failed model check skips the self-test that needs it."""
     env_checks, facts = environment(runtime)
     checks = list(env_checks)
-    chosen = runtime if runtime != "auto" else next(iter(facts["interpreters"]), "none")
+    chosen = _chosen(runtime, facts["interpreters"]) or "none"
     found, manifest, sidecar = model_checks(path)
     checks += found
     figures: dict[str, Any] = {"environment": facts}
@@ -358,12 +290,17 @@ def diagnose(path: str, runtime: str = "auto") -> Report:
     return Report(path, chosen, tuple(checks), figures)
 
 
+def _chosen(runtime: str, installed) -> Optional[str]:
+    """The runtime edge-classify would use: the one named, or the best installed for "auto"."""
+    return runtime if runtime != "auto" else next((r for r in installed if r in AUTO_RUNTIMES), None)
+
+
 def _golden_run(path: str, runtime: str, sidecar: str, float_sibling: Optional[str]) -> dict:
     """The golden digits through the interpreter, and the timing (in the isolated child)."""
     import numpy as np
 
     from .bench import latencies_us
-    from .preprocess import scale_pixels
+    from .contract import scale_pixels
     from .runtime import TFLiteModel
 
     with np.load(sidecar) as golden:
@@ -376,22 +313,3 @@ def _golden_run(path: str, runtime: str, sidecar: str, float_sibling: Optional[s
         sibling = TFLiteModel(float_sibling, runtime=runtime, threads=1)
         result["float_p50_us"] = float(np.median(latencies_us(sibling, digits, TIMED_INVOKES)))
     return result
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="edge-doctor", description=__doc__.splitlines()[0].split(": ", 1)[1])
-    parser.add_argument("--model", help=f"the .tflite model [default: ${MODEL_ENV}, then ./{DEFAULT_MODEL}]")
-    parser.add_argument("--runtime", choices=("auto", *RUNTIMES), default="auto",
-                        help="the interpreter to check (default: auto, the one edge-classify picks)")
-    parser.add_argument("--json", action="store_true", help="one JSON object: ok, checks, figures")
-    args = parser.parse_args(argv)
-    report = diagnose(args.model or os.environ.get(MODEL_ENV) or DEFAULT_MODEL, args.runtime)
-    try:
-        print(json.dumps(report.to_dict()) if args.json else report.text(), flush=True)
-    except BrokenPipeError:  # `edge-doctor | head`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    sys.exit(0 if report.ok else 1)
-
-
-if __name__ == "__main__":
-    main()

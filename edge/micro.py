@@ -2,7 +2,7 @@
 
 PyPI `tflite-micro` is TFLM's own interpreter with its reference kernels, what a Cortex-M runs
 without optimized kernels. Its Python API differs from TFLite's; `MicroInterpreter` gives
-`edge.runtime.TFLiteModel` the part of TFLite's API it uses, so every task (classify, bench,
+`runtime.TFLiteModel` the part of TFLite's API it uses, so every task (classify, bench,
 parity) runs on TFLM unchanged. TFLM runs the batch size the model was exported with (1), and
 every digit starts from a reset interpreter. No TensorFlow is imported: TFLM ships its own schema.
 """
@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .runtime import native_stderr_silenced, native_stderr_to
+from .native_stderr import native_stderr_silenced, native_stderr_to
 
 DEFAULT_ARENA_BYTES = 1 << 20  # a host has room; the export measures what a device needs
 OUTPUT_INDEX = 1000  # outputs get indices of their own: TFLM numbers inputs and outputs from 0 each
@@ -88,7 +88,7 @@ def minimal_arena_bytes(model: bytes, digit: np.ndarray, granularity: int = 256)
 
 
 class MicroInterpreter:
-    """TFLite's Interpreter API, the part `edge.runtime.TFLiteModel` uses, over TFLM.
+    """TFLite's Interpreter API, the part `runtime.TFLiteModel` uses, over TFLM.
 
     Raises (at construction):
       RuntimeError: TFLM cannot run the model (an op it lacks, an arena too small); the message

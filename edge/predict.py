@@ -1,9 +1,10 @@
 """Probabilities for a file of digit arrays, in a process of its own:
 
-    python -m edge.predict MODEL DIGITS.npy PROBABILITIES.npy [--runtime R] [--timing N]
+    python -I -m lstm_edge.edge.predict MODEL DIGITS.npy PROBABILITIES.npy [--runtime R] [--timing N]
 
-Export runs its parity check through this, as a user's device would run the model: no TensorFlow
-in the process (unless asked for as the runtime), and one process per runtime. It prints one JSON
+Export runs its parity check through this (`lstm_edge.export.isolated`), as a user's device would
+run the model: no TensorFlow in the process (unless asked for as the runtime), and one process per
+runtime. It prints one JSON
 line: the runtime, its version and, with --timing, the median batch-1 latency; on tflite-micro also
 the ops the model needs and the smallest tensor arena it runs in.
 """
@@ -23,7 +24,7 @@ from .runtime import TFLiteModel
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edge.predict", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m lstm_edge.edge.predict", description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("digits", help=".npy of float32 (N, 28, 28) in [0, 1]")
     parser.add_argument("output", help=".npy to write float32 (N, 10) probabilities to")

@@ -1,9 +1,5 @@
-"""The image contract, in its one home: what the model sees, and how any picture becomes that.
-
-The model reads a 28x28 float32 array in [0, 1], light ink (1) on a dark background (0), laid out
-the way MNIST laid out its digits: the ink's bounding box fitted into 20x20 keeping the aspect
-ratio, then placed in 28x28 so that its centre of mass sits at the centre. `train` and `export`
-import these names, so training, export and the edge can never drift apart.
+"""Any picture to the model's input, by MNIST's own recipe (the contract itself is `contract`):
+decode, find the ink, cut one line into digits (`segment`), and lay each digit out as MNIST did.
 """
 
 from __future__ import annotations
@@ -17,15 +13,9 @@ from typing import Any, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .contract import CENTRE, FIT_SIZE, IMAGE_SIZE, PIXEL_MAX
 from .errors import ImageError, NoDigitError, SeveralDigitsError
 from .segment import MAX_DIGITS, segment_digits
-
-IMAGE_SIZE = 28  # the model reads IMAGE_SIZE time steps of IMAGE_SIZE pixels
-FIT_SIZE = 20  # MNIST fits the ink's bounding box into 20x20, then pads to 28x28
-CENTRE = 14.0  # MNIST's centre of mass, in pixel-index coordinates (measured: 13.99, 14.00)
-NUM_CLASSES = 10
-LABELS = tuple(range(NUM_CLASSES))
-PIXEL_MAX = 255  # uint8 pixels are divided by this
 
 # Refuse before decoding: a 100 MP image would take seconds and gigabytes to decode.
 MAX_PIXELS = 50_000_000
@@ -42,17 +32,6 @@ Box = tuple[int, int, int, int]  # (left, top, right, bottom) in pixels, as PIL 
 ImageSource = Union[str, "os.PathLike[str]", bytes, Image.Image, np.ndarray, Any]
 
 
-def scale_pixels(pixels: np.ndarray) -> np.ndarray:
-    """Scale uint8 pixels (0-255) to the model's float32 range [0, 1].
-
-    Args:
-      pixels: an array of any shape with values 0-255.
-    Returns:
-      float32 array of the same shape.
-    """
-    return np.asarray(pixels, dtype=np.float32) / np.float32(PIXEL_MAX)
-
-
 def preprocess_image(source: ImageSource) -> np.ndarray:
     """Turn a picture of one digit into the model's input, by MNIST's own recipe.
 
@@ -67,7 +46,7 @@ def preprocess_image(source: ImageSource) -> np.ndarray:
     """
     inputs, _ = find_digits(source)
     if len(inputs) > 1:
-        raise SeveralDigitsError(f"{len(inputs)} digits found; use --number to read a number")
+        raise SeveralDigitsError(len(inputs))
     return inputs[0]
 
 

@@ -5,26 +5,19 @@ so task code never sees them.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import importlib.util
 import os
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
 
+from .contract import IMAGE_SIZE, NUM_CLASSES
 from .errors import ModelError
+from .interpreters import AUTO_RUNTIMES, MODULES, RUNTIMES, installed_runtimes
 from .manifest import check_manifest
-from .preprocess import IMAGE_SIZE, NUM_CLASSES
+from .native_stderr import native_stderr_silenced
 
-# Best first: LiteRT is maintained and fastest (XNNPACK); tflite-runtime is what older Pi images
-# have; TensorFlow only as a last resort, since the edge must never need it. TFLM (tflite-micro)
-# shows what a microcontroller would answer; it is only ever used when asked for by name.
-AUTO_RUNTIMES = ("litert", "tflite-runtime", "tensorflow")
-RUNTIMES = (*AUTO_RUNTIMES, "tflite-micro")
-_PACKAGES = {"litert": "ai_edge_litert", "tflite-runtime": "tflite_runtime", "tensorflow": "tensorflow",
-             "tflite-micro": "tflite_micro"}
 # Ops that keep state in variable tensors between invokes: reset_all_variables() clears it.
 _VARIABLE_TENSOR_OPS = {
     "UNIDIRECTIONAL_SEQUENCE_LSTM",
@@ -37,11 +30,6 @@ _VARIABLE_TENSOR_OPS = {
 # LiteRT 2.3 and tflite-runtime 2.14), so such a model gets a fresh interpreter per digit.
 _RESOURCE_VARIABLE_OPS = {"VAR_HANDLE", "ASSIGN_VARIABLE"}
 DEFAULT_BATCH = 64
-
-
-def installed_runtimes() -> list[str]:
-    """The runtimes whose package is installed, best first (nothing is imported)."""
-    return [name for name in RUNTIMES if importlib.util.find_spec(_PACKAGES[name]) is not None]
 
 
 @dataclass(frozen=True)
@@ -67,7 +55,7 @@ def load_runtime(name: str = "auto") -> Runtime:
         name = available[0]
     if name not in RUNTIMES:
         raise ModelError(f"unknown runtime {name!r}; choose from auto, {', '.join(RUNTIMES)}")
-    package = _PACKAGES[name]
+    package = MODULES[name]
     try:
         if name == "tensorflow":
             module = importlib.import_module("tensorflow")
@@ -301,29 +289,6 @@ def _op_names(interpreter) -> set[str]:
     if hasattr(wrapper, "NodeName") and hasattr(wrapper, "NumNodes"):  # 0.3 ms, not 15 ms: start-up counts
         return {wrapper.NodeName(i) for i in range(wrapper.NumNodes())}
     return {op["op_name"] for op in interpreter._get_ops_details()}
-
-
-@contextlib.contextmanager
-def native_stderr_silenced():
-    """Send what C++ writes to file descriptor 2 to /dev/null for a moment; Python errors still raise."""
-    with open(os.devnull, "wb") as null, native_stderr_to(null):
-        yield
-
-
-@contextlib.contextmanager
-def native_stderr_to(file):
-    """Send what C++ writes to file descriptor 2 into `file` (an open binary file) for a moment."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr to redirect
-        yield
-        return
-    try:
-        os.dup2(file.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _first_line(error: BaseException) -> str:

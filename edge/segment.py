@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ImageError
+from .errors import ImageError, TooManyDigitsError
 
 STRONG = 0.4  # ink above this is stroke; fainter is anti-aliasing, texture or ringing
 EDGE = 2  # pixels around a stroke where its anti-aliased edge lies
@@ -243,5 +243,5 @@ def segment_digits(ink: np.ndarray, max_digits: int = MAX_DIGITS) -> list[Segmen
         else:
             segments.append(_segment_of(ink, g))
         if len(segments) > max_digits:
-            raise ImageError(f"more than {max_digits} digits found (--max-digits {max_digits})")
+            raise TooManyDigitsError(max_digits)
     return segments

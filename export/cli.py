@@ -1,11 +1,10 @@
-"""`lstm-edge export`: a thin command over `export.publish`."""
+"""`lstm-edge export`: a thin command over `publish`."""
 
 from __future__ import annotations
 
 import click
 
-from train.cli import verbose_option
-from train.quiet import import_tensorflow_quietly
+from lstm_edge.train.cli import start_tensorflow, verbose_option
 
 from .errors import ExportError
 from .modes import DEFAULT_QUANTIZED_MODE, DEFAULT_REPRESENTATIVE, MODES, TARGETS
@@ -19,24 +18,24 @@ from .verify import DEFAULT_MIN_AGREEMENT_PCT, DEFAULT_TOLERANCE_PP, EDGE_RUNTIM
               help=f"none: float32; --quantize alone: {DEFAULT_QUANTIZED_MODE} (full integer, int8 in and out).")
 @click.option("--out", type=click.Path(), default="model.tflite", show_default=True,
               help="Where the verified model goes; its manifest goes beside it (.json).")
-@click.option("--representative", type=int, default=DEFAULT_REPRESENTATIVE, show_default=True,
+@click.option("--representative", type=click.IntRange(min=1), default=DEFAULT_REPRESENTATIVE, show_default=True,
               help="Class-balanced training digits that calibrate int8/int16x8 activations.")
-@click.option("--tolerance", type=float, default=DEFAULT_TOLERANCE_PP, show_default=True,
+@click.option("--tolerance", type=click.FloatRange(0, 100), default=DEFAULT_TOLERANCE_PP, show_default=True,
               help="Accuracy points a quantized model may lose against the float model.")
-@click.option("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT_PCT, show_default=True,
+@click.option("--min-agreement", type=click.FloatRange(0, 100), default=DEFAULT_MIN_AGREEMENT_PCT, show_default=True,
               help="Percent of test digits on which a quantized model must give the float model's answer.")
 @click.option("--runtime", "runtimes", type=click.Choice(EDGE_RUNTIMES), multiple=True,
               help="Verify on this runtime only (repeatable) [default: every one installed].")
 @click.option("--target", type=click.Choice(TARGETS), default="edge", show_default=True,
               help="micro: also verify on TensorFlow Lite Micro and write model_data.h/.cc beside --out.")
 @click.option("--c-name", help="With --target micro: the prefix of the C names [default: from --out's file name].")
-@click.option("--arena-limit", type=int,
+@click.option("--arena-limit", type=click.IntRange(min=1),
               help="With --target micro: refuse a model whose tensor arena needs more bytes than this.")
 @verbose_option
 def export_command(run, mode, out, representative, tolerance, min_agreement, runtimes, target, c_name, arena_limit,
                    verbose):
     """Convert RUN's checkpoint to TFLite and write it only after proving accuracy parity."""
-    import_tensorflow_quietly(verbose)
+    start_tensorflow("export", verbose)
     from .publish import export_run
 
     try:

@@ -22,9 +22,9 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from edge.preprocess import IMAGE_SIZE
-from edge.runtime import native_stderr_silenced
-from train.model import bounded
+from lstm_edge.edge.contract import IMAGE_SIZE
+from lstm_edge.edge.native_stderr import native_stderr_silenced
+from lstm_edge.train.model import bounded
 
 from .errors import ExportError
 from .modes import MODES

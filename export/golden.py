@@ -13,7 +13,7 @@ from typing import Mapping
 
 import numpy as np
 
-from edge.preprocess import NUM_CLASSES
+from lstm_edge.edge.contract import NUM_CLASSES
 
 GOLDEN_DIGITS = 32
 PER_CLASS = 3  # the class's least sure digit and its first two others

@@ -6,9 +6,9 @@ import platform
 from datetime import datetime, timezone
 from typing import Any
 
-from edge.doctor import cpu_model
-from edge.manifest import MANIFEST_FORMAT, sha256_hex
-from edge.preprocess import FIT_SIZE, IMAGE_SIZE, LABELS, PIXEL_MAX
+from lstm_edge.edge.contract import FIT_SIZE, IMAGE_SIZE, LABELS, PIXEL_MAX
+from lstm_edge.edge.machine import cpu_model
+from lstm_edge.edge.manifest import MANIFEST_FORMAT, sha256_hex
 
 from .verify import Parity
 

@@ -14,7 +14,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from edge.micro import resolver_method
+from lstm_edge.edge.micro import resolver_method
 
 from .errors import ExportError
 
@@ -52,13 +52,13 @@ def c_name_from(text: str) -> str:
     """
     name = re.sub(r"[^0-9A-Za-z_]+", "_", text).strip("_").lower()
     if not name:
-        raise ExportError(f"--c-name {text!r}: give a C identifier such as lstm_digits")
+        raise ExportError(f"C name {text!r}: give a C identifier such as lstm_digits")
     return f"m_{name}" if name[0].isdigit() else name
 
 
 def check_c_name(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise ExportError(f"--c-name {name!r} is not a C identifier (letters, digits, _; not starting with a digit)")
+        raise ExportError(f"C name {name!r} is not a C identifier (letters, digits, _; not starting with a digit)")
     return name
 
 

@@ -15,14 +15,14 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from edge.manifest import golden_path, manifest_path, sha256_hex
-from edge.preprocess import scale_pixels
-from train.data import Dataset, balanced_subset
-from train.errors import TrainError
-from train.loop import predict_logits
-from train.model import get_weights
-from train.reference import softmax
-from train.run import Run, load_run, restore_model
+from lstm_edge.edge.contract import scale_pixels
+from lstm_edge.edge.manifest import golden_path, manifest_path, sha256_hex
+from lstm_edge.train.data import Dataset, balanced_subset
+from lstm_edge.train.errors import TrainError
+from lstm_edge.train.loop import predict_logits
+from lstm_edge.train.model import get_weights
+from lstm_edge.train.reference import softmax
+from lstm_edge.train.run import Run, load_run, restore_model
 
 from .convert import convert
 from .errors import ExportError
@@ -94,21 +94,21 @@ def export_run(
     out = Path(out)
     _check_writable(out)
     if target not in TARGETS:
-        raise ExportError(f"unknown --target {target!r}; choose from {', '.join(TARGETS)}")
+        raise ExportError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
     micro = target == "micro"
     if micro:
         c_name = check_c_name(c_name) if c_name else c_name_from(out.stem)
         if arena_limit is not None and arena_limit < 1:
-            raise ExportError(f"--arena-limit must be a positive number of bytes (got {arena_limit})")
+            raise ExportError(f"the arena limit must be a positive number of bytes (got {arena_limit})")
     if not 0 <= tolerance_pp <= 100:
-        raise ExportError(f"--tolerance must be between 0 and 100 accuracy points (got {tolerance_pp})")
+        raise ExportError(f"the tolerance must be between 0 and 100 accuracy points (got {tolerance_pp})")
     if not 0 <= min_agreement_pct <= 100:
-        raise ExportError(f"--min-agreement must be between 0 and 100 percent (got {min_agreement_pct})")
+        raise ExportError(f"the minimum agreement must be between 0 and 100 percent (got {min_agreement_pct})")
     try:
         run = load_run(run_path)
         data = run.load_data()
         if not 1 <= representative <= len(data.x_train):
-            raise ExportError(f"--representative {representative}: choose 1 to {len(data.x_train):,}, "
+            raise ExportError(f"{representative} representative digits: choose 1 to {len(data.x_train):,}, "
                               f"the training digits of {data.name}")
         calibration = calibration_digits(run, data, representative)
         model = restore_model(run)
@@ -141,7 +141,7 @@ def export_run(
             hint = ""
             if mode == "int8" and run.model.cell_bound is None:
                 hint = (" (this run's cell state is unbounded, which int8 keeps worse: retrain with the default "
-                        "--cell-bound, or export --quantize dynamic for LiteRT)")
+                        "cell bound, or export in the dynamic mode for LiteRT)")
             raise ExportError(f"parity failed, {out} left untouched: " + " | ".join(
                 f"{c.runtime}: {'; '.join(c.failures)}" for c in parity.checks if not c.passed) + hint)
         micro_target, micro_files = (_micro_sources(parity, c_name, out, model_bytes, work, arena_limit)
@@ -187,7 +187,7 @@ def _micro_sources(parity: Parity, c_name: str, out: Path, model_bytes: bytes, w
     if arena_limit is not None and target.arena_bytes > arena_limit:
         raise ExportError(f"the model needs a {target.arena_bytes:,}-byte tensor arena "
                           f"({target.arena_measured_bytes:,} measured in TFLM, plus {ARENA_MARGIN:.0%}), over "
-                          f"--arena-limit {arena_limit:,}; {out} left untouched")
+                          f"the limit of {arena_limit:,}; {out} left untouched")
     files = {HEADER: work / HEADER, SOURCE: work / SOURCE}
     files[HEADER].write_text(header(target, parity.io, out.name, sha256_hex(model_bytes), len(model_bytes)))
     files[SOURCE].write_text(source(target, model_bytes))
@@ -196,14 +196,20 @@ def _micro_sources(parity: Parity, c_name: str, out: Path, model_bytes: bytes, w
 
 def _check_writable(out: Path) -> None:
     if out.suffix != ".tflite":
-        raise ExportError(f"--out {out}: the model file must end in .tflite")
+        raise ExportError(f"{out}: the model file must end in .tflite")
     if out.is_dir():
-        raise ExportError(f"--out {out} is a folder; give a file name such as {out / 'model.tflite'}")
+        raise ExportError(f"{out} is a folder; give a file name such as {out / 'model.tflite'}")
     parent = out.parent
     if not parent.is_dir():
-        raise ExportError(f"--out {out}: the folder {parent} does not exist")
-    if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
-        raise ExportError(f"--out {out}: not writable")
+        raise ExportError(f"{out}: the folder {parent} does not exist")
+    try:  # a real write: os.access says yes to root everywhere, and knows nothing of read-only mounts
+        handle, probe = tempfile.mkstemp(prefix=".lstm-edge-probe-", dir=parent)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as e:
+        raise ExportError(f"{out}: cannot write in {parent} ({e.strerror})") from None
+    if out.exists() and not os.access(out, os.W_OK):
+        raise ExportError(f"{out}: not writable")
 
 
 def _tensorflow_version() -> str:

@@ -7,17 +7,16 @@ import json
 import math
 import os
 import subprocess
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
-import edge
-from edge.runtime import installed_runtimes
+from lstm_edge.edge.interpreters import DEVICE_RUNTIMES, installed_runtimes
 
 from .errors import ExportError
+from .isolated import module_command
 
 FLOAT_TOLERANCE = 1e-5  # a float32 export must give TensorFlow's probabilities to this
 # The default int8 export kept the float model's digit on 99.7-99.9% of the quickstart's 1,000 held-out
@@ -27,7 +26,7 @@ DEFAULT_MIN_AGREEMENT_PCT = 99.5  # a quantized export must give the float model
 DEFAULT_TOLERANCE_PP = 0.4  # accuracy points a quantized export may lose
 TIMED_DIGITS = 200  # batch-1 invokes timed per runtime
 CHANGED_SHOWN = 12  # changed digits the export's output names; the manifest lists them all
-EDGE_RUNTIMES = ("litert", "tflite-runtime")  # what a device runs; TensorFlow is the reference
+EDGE_RUNTIMES = DEVICE_RUNTIMES  # verified on what a device runs; TensorFlow is the reference
 MICRO_RUNTIME = "tflite-micro"  # what a microcontroller runs: verified with --target micro
 
 
@@ -108,7 +107,7 @@ def edge_runtimes(requested: Optional[Sequence[str]] = None, micro: bool = False
     """The edge runtimes to verify on: those asked for, or every one installed; with `micro`, TFLM too."""
     if micro:
         if MICRO_RUNTIME not in installed_runtimes():
-            raise ExportError("--target micro verifies on TFLM: pip install 'lstm-edge[micro]' (tflite-micro)")
+            raise ExportError("the micro target verifies on TFLM: pip install 'lstm-edge[micro]' (tflite-micro)")
         return [*edge_runtimes(requested), MICRO_RUNTIME]
     installed = [r for r in installed_runtimes() if r in EDGE_RUNTIMES]
     if requested:
@@ -123,13 +122,11 @@ def edge_runtimes(requested: Optional[Sequence[str]] = None, micro: bool = False
 
 
 def run_edge(model: Path, digits_file: Path, runtime: str, timing: int = TIMED_DIGITS) -> tuple[np.ndarray, dict]:
-    """Probabilities from `python -m edge.predict` in a fresh process, and its JSON report."""
+    """Probabilities from `lstm_edge.edge.predict` in a fresh, isolated process, and its JSON report."""
     output = digits_file.with_name(f"{digits_file.stem}-{runtime}.probabilities.npy")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    package_root = str(Path(edge.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    command = [sys.executable, "-m", "edge.predict", str(model), str(digits_file), str(output),
-               "--runtime", runtime, "--timing", str(timing)]
+    command = module_command("lstm_edge.edge.predict", str(model), str(digits_file), str(output),
+                             "--runtime", runtime, "--timing", str(timing))
     try:
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
     except subprocess.TimeoutExpired:

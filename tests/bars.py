@@ -14,8 +14,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from edge.doctor import FLOAT_TOLERANCE, INT8_TOLERANCE_STEPS, compare_outputs
-from export.verify import FLOAT_TOLERANCE as FLOAT_TOLERANCE_EXPORT
+from lstm_edge.edge.doctor import FLOAT_TOLERANCE, INT8_TOLERANCE_STEPS, compare_outputs
+from lstm_edge.export.verify import FLOAT_TOLERANCE as FLOAT_TOLERANCE_EXPORT
 
 FIXTURE_SEED = int(os.environ.get("LSTM_EDGE_TEST_SEED", "0"))
 
@@ -26,7 +26,7 @@ HELD_OUT_MIN_CORRECT = 910
 
 # int8 against float on the 1,000 held-out digits, seeds 0-3 (AMD EPYC Zen 4, the bounded cell and the
 # export's split layout): 1-5 answers changed and at most 2 correct digits lost per runtime (the
-# unbounded cell before: 3-11 and 7). Changes come one digit at a time, roughly Poisson with a mean
+# unbounded cell: 3-11 and 7). Changes come one digit at a time, roughly Poisson with a mean
 # near 4: more than 10 has a chance well under 1 in 1,000. The fixture (8 epochs, no --augment) is a
 # weaker model than the quickstart's, so the fixture exports with these bars, looser than the
 # export's own defaults (0.4 points, 99.5%), which the quickstart model meets.

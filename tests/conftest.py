@@ -6,33 +6,62 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from lstm_edge.edge.interpreters import DEVICE_RUNTIMES
+from lstm_edge.train.data import load_dataset
 from tests.bars import EXPORT_BARS, FIXTURE_SEED
-from train.data import load_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN_EPOCHS = 8  # about 94% on the 1,000 held-out sample digits (93.2-95.4% over seeds 0-3)
 
+# tflite-runtime's last release (2.14) has wheels for Python 3.8-3.11 on x86-64 and 64/32-bit ARM
+# only: elsewhere the device runtimes are LiteRT alone, and tests of tflite-runtime skip. Where it
+# can be installed, `make test` installs it, and a test that finds it missing fails.
+TFLITE_RUNTIME_INSTALLABLE = sys.version_info < (3, 12) and platform.machine() in ("x86_64", "aarch64", "armv7l")
+EXPECTED_RUNTIMES = [r for r in DEVICE_RUNTIMES if r != "tflite-runtime" or TFLITE_RUNTIME_INSTALLABLE]
+needs_tflite_runtime = pytest.mark.skipif(not TFLITE_RUNTIME_INSTALLABLE, reason="tflite-runtime 2.14 has no wheel "
+                                          f"for Python {platform.python_version()} on {platform.machine()}")
+
+
+def child_env(env=None) -> dict[str, str]:
+    """A child process's environment: the user's, with this checkout first on the path.
+
+    TensorFlow's log level is left unset, as most users have it: the CLIs must then keep its
+    chatter off stderr, which tests check line by line. With the level set by the user, TensorFlow
+    writes what that level lets through (tests/train/test_cli.py checks the CLI's line stays last).
+    """
+    inherited = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return {**inherited, "PYTHONPATH": str(ROOT), **(env or {})}
+
 
 def run_cli(*args: str, check: bool = True, env=None, input=None, cwd=None) -> subprocess.CompletedProcess:
     """Run a console script's module in a fresh Python, as a user's shell would."""
-    # TensorFlow's log level is left unset, as a user has it: the CLIs must keep its chatter off stderr.
-    inherited = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    environment = {**inherited, "PYTHONPATH": str(ROOT), **(env or {})}
     done = subprocess.run([sys.executable, *args], capture_output=True, text=input is None or isinstance(input, str),
-                          env=environment, input=input, cwd=cwd, timeout=900)
+                          env=child_env(env), input=input, cwd=cwd, timeout=900)
     if check and done.returncode != 0:
         raise AssertionError(f"{args} exited {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}")
     return done
 
 
-LSTM_EDGE = ("-m", "train.cli")  # the `lstm-edge` console script
-EDGE_CLASSIFY = ("-m", "edge.cli")  # the `edge-classify` console script
+LSTM_EDGE = ("-m", "lstm_edge.train.cli")  # the `lstm-edge` console script
+EDGE_CLASSIFY = ("-m", "lstm_edge.edge.cli")  # the `edge-classify` console script
+# `edge-doctor` and `edge-bench` are functions of edge.cli: a child's `python -c` program runs them.
+EDGE_DOCTOR = ("-c", "import sys; from lstm_edge.edge.cli import doctor_main; doctor_main(sys.argv[1:])")
+EDGE_BENCH = ("-c", "import sys; from lstm_edge.edge.cli import bench_main; bench_main(sys.argv[1:])")
+
+
+@pytest.fixture(scope="session")
+def edge_wheel(tmp_path_factory) -> Path:
+    """This checkout as a wheel, as a user builds it to copy to a Pi."""
+    from benchmarks.coldstart import build_wheel
+
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 @pytest.fixture(scope="session")
@@ -77,11 +106,11 @@ def float_model(exports) -> Path:
 
 @pytest.fixture(scope="session")
 def full_mnist_int8(tmp_path_factory) -> Path:
-    """The README's full-MNIST recipe (train.recipes.FULL_MNIST) trained through the CLI on the 60,000
+    """The documented full-MNIST recipe (train.recipes.FULL_MNIST) trained through the CLI on the 60,000
     / 10,000 IDX files, exported with the default `--quantize` and the export's default bars
     (~2.5 minutes on two cores). Skips without the files (benchmarks.fullmnist finds them)."""
     from benchmarks.fullmnist import has_mnist, mnist_folder
-    from train.recipes import FULL_MNIST
+    from lstm_edge.train.recipes import FULL_MNIST
 
     folder = mnist_folder()
     if not has_mnist(folder):

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from benchmarks.forms import off_centre_transparent
-from edge import DigitClassifier, scale_pixels
+from lstm_edge.edge import DigitClassifier, scale_pixels
 from tests import bars
 from tests.damage import damage
 
@@ -47,7 +47,7 @@ def test_accuracy_floors_fail_a_damaged_model(damaged, sample, how):
                                        ("int8", "wrong-scale")])
 def test_parity_bars_fail_a_damaged_model(damaged, exports, sample, tmp_path, mode, how):
     """The export's own check refuses it, and so do the suite's bars on its record."""
-    from export.verify import check_parity
+    from lstm_edge.export.verify import check_parity
 
     digits_file = tmp_path / "digits.npy"
     np.save(digits_file, scale_pixels(sample.x_test))
@@ -67,7 +67,7 @@ def test_int8_size_bar_fails_a_float_model(float_model):
 def test_files_bar_fails_a_broken_recipe(int8_model, sample, tmp_path, monkeypatch):
     """Digits off-centre on a larger canvas squeezed whole into 28x28, without MNIST's crop, fit and
     centring."""
-    import edge.preprocess
+    import lstm_edge.edge.preprocess
 
     files = []
     for i, digit in enumerate(sample.x_test[:500]):
@@ -81,7 +81,7 @@ def test_files_bar_fails_a_broken_recipe(int8_model, sample, tmp_path, monkeypat
         image = Image.fromarray(np.ascontiguousarray(ink, np.float32), "F").resize((28, 28), Image.Resampling.BILINEAR)
         return np.clip(np.asarray(image, np.float32), 0, 1)
 
-    monkeypatch.setattr(edge.preprocess, "mnist_layout", squeezed)
+    monkeypatch.setattr(lstm_edge.edge.preprocess, "mnist_layout", squeezed)
     broken = [p.digit for p in classifier.classify_many(files)]
     assert bars.files_failures(raw, broken, sample.y_test[:500])
 

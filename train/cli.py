@@ -1,11 +1,13 @@
-"""`lstm-edge`: train, evaluate, export and bench. Thin commands over the library.
+"""`lstm-edge`: train, evaluate and export. Thin commands over the library.
 
-Subcommands load lazily, so `lstm-edge --help` answers without importing TensorFlow.
+Subcommands load lazily, so `lstm-edge --help` answers without importing TensorFlow, and in an
+edge-only install (no TensorFlow) a command that needs it says so in one line.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +17,27 @@ import click
 
 from .errors import TrainError
 from .quiet import import_tensorflow_quietly
+
+POSITIVE = click.FloatRange(min=0, min_open=True)
+# What `pip install 'lstm-edge[train]'` adds to the edge-only install: the import names.
+TRAIN_MODULES = ("tensorflow", "keras", "matplotlib")
+
+
+class MissingExtra(click.ClickException):
+    """A command run in an install without its extra: one line, exit status 2 (a usage error)."""
+
+    exit_code = 2
+
+    def __init__(self, command: str, module: str):
+        super().__init__(f"lstm-edge {command} needs {module}: pip install 'lstm-edge[train]'")
+
+
+def start_tensorflow(command: str, verbose: bool) -> None:
+    """Import TensorFlow for a command that needs it, or stop with one line where it is not installed."""
+    for module in TRAIN_MODULES:
+        if importlib.util.find_spec(module) is None:
+            raise MissingExtra(command, "TensorFlow" if module == "tensorflow" else module)
+    import_tensorflow_quietly(verbose)
 
 
 class LazyGroup(click.Group):
@@ -37,10 +60,9 @@ class LazyGroup(click.Group):
 @click.group(
     cls=LazyGroup,
     lazy_subcommands={
-        "train": "train.cli:train_command",
-        "evaluate": "train.cli:evaluate_command",
-        "export": "export.cli:export_command",
-        "bench": "benchmarks.cli:bench_command",
+        "train": "lstm_edge.train.cli:train_command",
+        "evaluate": "lstm_edge.train.cli:evaluate_command",
+        "export": "lstm_edge.export.cli:export_command",
     },
 )
 @click.version_option(package_name="lstm-edge")
@@ -73,32 +95,34 @@ verbose_option = click.option("--verbose", is_flag=True,
 
 @click.command("train")
 @data_options
-@click.option("--epochs", type=int, default=2, show_default=True, help="Epochs in all (with --resume: the new total).")
-@click.option("--batch-size", type=int, default=100, show_default=True)
-@click.option("--lr", type=float, default=0.01, show_default=True, help="Adam's learning rate.")
-@click.option("--units", type=int, default=128, show_default=True, help="LSTM units.")
+@click.option("--epochs", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Epochs in all (with --resume: the new total).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--lr", type=POSITIVE, default=0.01, show_default=True, help="Adam's learning rate.")
+@click.option("--units", type=click.IntRange(min=1), default=128, show_default=True, help="LSTM units.")
 @click.option("--cell", type=click.Choice(["basic", "keras"]), default="basic", show_default=True,
               help="basic: the explicit gate equations; keras: keras.layers.LSTMCell. Same weights.")
 @click.option("--cell-bound", default=None, metavar="BOUND|none",
               help="Clip the basic cell's state to [-BOUND, BOUND] at every step; none: the notebook's unbounded "
                    "cell [default: 1 for --cell basic (int8 exports then keep the float model's answers), none "
                    "for keras].")
-@click.option("--clip-norm", type=float, default=5.0, show_default=True, help="Clip gradients to this global norm.")
+@click.option("--clip-norm", type=POSITIVE, default=5.0, show_default=True, help="Clip gradients to this global norm.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same CPU run.")
 @click.option("--augment", is_flag=True, help="Small random shifts, rotations and scale: better on photos.")
 @click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True,
               help="cosine: from --lr down to 0 at the last epoch.")
-@click.option("--warmup-epochs", type=float, default=0.0, show_default=True,
+@click.option("--warmup-epochs", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Climb linearly from 0 to --lr over this many epochs first.")
-@click.option("--val-split", type=float, default=None,
+@click.option("--val-split", type=click.FloatRange(min=0), default=None,
               help="Validation digits held out of the training split to choose the best epoch: a fraction, "
                    "a count, or 0 for none [default: 5,000 of MNIST's 60,000 (the seed's split), else 0.1].")
-@click.option("--label-smoothing", type=float, default=0.0, show_default=True)
-@click.option("--weight-decay", type=float, default=0.0, show_default=True, help="Decoupled weight decay (AdamW).")
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Decoupled weight decay (AdamW).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True)
 @click.option("--strategy", type=click.Choice(["none", "mirrored"]), default="none", show_default=True,
               help="mirrored: every local GPU, or every worker named in TF_CONFIG.")
-@click.option("--cluster-timeout", type=float, default=300.0, show_default=True,
+@click.option("--cluster-timeout", type=POSITIVE, default=300.0, show_default=True,
               help="With TF_CONFIG: seconds to wait for every worker to join before giving up.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder [default: runs/DATASET-TIME].")
 @click.option("--resume", "resume_path", type=click.Path(file_okay=False), help="Continue the run in this folder.")
@@ -109,7 +133,7 @@ def train_command(ctx, dataset, data_path, epochs, batch_size, lr, units, cell, 
                   lr_schedule, warmup_epochs, val_split, label_smoothing, weight_decay, device, strategy,
                   cluster_timeout, out, resume_path, quiet, verbose):
     """Train the LSTM digit classifier into a run folder."""
-    import_tensorflow_quietly(verbose)
+    start_tensorflow("train", verbose)
     try:
         from .loop import TrainConfig
         from .model import ModelConfig
@@ -121,8 +145,6 @@ def train_command(ctx, dataset, data_path, epochs, batch_size, lr, units, cell, 
         train_config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, clip_norm=clip_norm, seed=seed,
                                    augment=augment, lr_schedule=lr_schedule, warmup_epochs=warmup_epochs,
                                    val_split=val_split, label_smoothing=label_smoothing, weight_decay=weight_decay)
-        if units < 1:
-            raise TrainError(f"--units must be at least 1 (got {units})")
         if resume_path:
             model_config, train_config, dataset, data_path = _resumed_settings(ctx, Path(resume_path), epochs)
             out_path = Path(resume_path)
@@ -224,11 +246,11 @@ def _train(out_path, model_config, train_config, dataset, data_path, device, str
 def evaluate_command(run, dataset, data_path, as_json, verbose):
     """Accuracy, per-class accuracy and confusion matrix of RUN on a test split (the run's own by
     default)."""
-    import_tensorflow_quietly(verbose)
+    start_tensorflow("evaluate", verbose)
     try:
         import numpy as np
 
-        from edge.preprocess import scale_pixels
+        from lstm_edge.edge.contract import scale_pixels
 
         from .data import load_dataset
         from .evaluate import score

@@ -62,6 +62,15 @@ def describe_task() -> str:
     return f"{task.get('type', 'task')} {task.get('index', 0)} of {count}"
 
 
+def task_address() -> str:
+    """This process's own address in TF_CONFIG ("host:port"), or "" when it names none."""
+    config = tf_config()
+    task = config.get("task") or {}
+    addresses = (config.get("cluster") or {}).get(task.get("type"), [])
+    index = task.get("index", 0)
+    return addresses[index] if isinstance(index, int) and 0 <= index < len(addresses) else ""
+
+
 @contextmanager
 def cluster_deadline(seconds: float = CLUSTER_TIMEOUT):
     """Within the block the cluster must form: past `seconds` the process is ended with one line.
@@ -75,7 +84,7 @@ def cluster_deadline(seconds: float = CLUSTER_TIMEOUT):
         yield
         return
     if not seconds > 0:
-        raise TrainError(f"--cluster-timeout must be a positive number of seconds (got {seconds})")
+        raise TrainError(f"the cluster timeout must be a positive number of seconds (got {seconds})")
     peers = ", ".join(address for addresses in tf_config()["cluster"].values() for address in addresses)
     message = (f"Error: {describe_task()}: the cluster in TF_CONFIG ({peers}) did not form within {seconds:g} s: "
                "start every worker, check the addresses, or raise --cluster-timeout\n")

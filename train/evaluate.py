@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from edge.preprocess import NUM_CLASSES
+from lstm_edge.edge.contract import NUM_CLASSES
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from edge.preprocess import IMAGE_SIZE, NUM_CLASSES, scale_pixels
+from lstm_edge.edge.contract import IMAGE_SIZE, NUM_CLASSES, scale_pixels
 
-from .cluster import describe_task, is_multi_worker
+from .cluster import describe_task, is_multi_worker, task_address
 from .data import Dataset
 from .errors import TrainError
 
@@ -42,21 +42,21 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.epochs < 1:
-            raise TrainError(f"--epochs must be at least 1 (got {self.epochs})")
+            raise TrainError(f"epochs must be at least 1 (got {self.epochs})")
         if self.batch_size < 1:
-            raise TrainError(f"--batch-size must be at least 1 (got {self.batch_size})")
+            raise TrainError(f"the batch size must be at least 1 (got {self.batch_size})")
         if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise TrainError(f"--lr must be a positive number (got {self.lr})")
+            raise TrainError(f"the learning rate must be a positive number (got {self.lr})")
         if not (self.clip_norm > 0 and math.isfinite(self.clip_norm)):
-            raise TrainError(f"--clip-norm must be a positive number (got {self.clip_norm})")
+            raise TrainError(f"the gradient clip norm must be a positive number (got {self.clip_norm})")
         if self.lr_schedule not in SCHEDULES:
-            raise TrainError(f"unknown --lr-schedule {self.lr_schedule!r}; choose from {', '.join(SCHEDULES)}")
+            raise TrainError(f"unknown learning-rate schedule {self.lr_schedule!r}; choose from {', '.join(SCHEDULES)}")
         if not 0 <= self.warmup_epochs < self.epochs:
-            raise TrainError(f"--warmup-epochs must be 0 or more and below --epochs (got {self.warmup_epochs})")
+            raise TrainError(f"warm-up epochs must be 0 or more and fewer than the epochs (got {self.warmup_epochs})")
         if not 0 <= self.label_smoothing < 1:
-            raise TrainError(f"--label-smoothing must be in [0, 1) (got {self.label_smoothing})")
+            raise TrainError(f"label smoothing must be in [0, 1) (got {self.label_smoothing})")
         if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
-            raise TrainError(f"--weight-decay must be 0 or more (got {self.weight_decay})")
+            raise TrainError(f"weight decay must be 0 or more (got {self.weight_decay})")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,11 +86,8 @@ class EpochResult:
 
     @classmethod
     def from_dict(cls, entry: dict) -> EpochResult:
-        entry = {key: value for key, value in entry.items() if key != "best"}  # history.json marks the best
-        if "test_accuracy" not in entry:  # a run from before the validation split: val_* was the test split
-            entry = {**entry, "test_loss": entry["val_loss"], "test_accuracy": entry["val_accuracy"],
-                     "val_loss": None, "val_accuracy": None}
-        return cls(**entry)
+        """An entry of history.json (the current run format: train.runformat reads earlier ones)."""
+        return cls(**{key: value for key, value in entry.items() if key != "best"})  # history.json marks the best
 
 
 def best_epoch(history: list[EpochResult]) -> EpochResult:
@@ -128,10 +125,11 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
                 "warmup_steps": self.warmup_steps}
 
 
-def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """Adam (AdamW with --weight-decay) under the run's learning-rate schedule."""
-    rate = LearningRate(config.lr, config.lr_schedule, config.epochs * steps_per_epoch,
-                        round(config.warmup_epochs * steps_per_epoch))
+def make_optimizer(config: TrainConfig, steps_per_epoch: int, float_rate: bool = False) -> keras.optimizers.Optimizer:
+    """Adam (AdamW with weight decay) under the run's learning-rate schedule; with `float_rate`, at a
+    plain learning rate, as runs from before schedules were trained (train.runformat)."""
+    rate = config.lr if float_rate else LearningRate(config.lr, config.lr_schedule, config.epochs * steps_per_epoch,
+                                                     round(config.warmup_epochs * steps_per_epoch))
     if config.weight_decay:
         return keras.optimizers.AdamW(rate, weight_decay=config.weight_decay)
     return keras.optimizers.Adam(rate)
@@ -149,7 +147,7 @@ def configure_device(device: str) -> str:
         raise TrainError(f"unknown device {device!r}; choose from {', '.join(DEVICES)}")
     gpus = tf.config.list_physical_devices("GPU")
     if device == "gpu" and not gpus:
-        raise TrainError("--device gpu: TensorFlow sees no GPU (check the CUDA install, or use --device cpu)")
+        raise TrainError("TensorFlow sees no GPU (check the CUDA install, or train on the CPU)")
     if device == "cpu" and gpus:
         tf.config.set_visible_devices([], "GPU")
         gpus = []
@@ -164,7 +162,13 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name != "mirrored":
         raise TrainError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
     if is_multi_worker():
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        except tf.errors.UnknownError as e:  # its gRPC server could not bind this worker's address
+            if "gRPC server" not in str(e):
+                raise
+            raise TrainError(f"{describe_task()} cannot listen on {task_address() or 'its address'} (TF_CONFIG): "
+                             "another program holds that port, or the host is not this machine") from None
     return tf.distribute.MirroredStrategy()
 
 
@@ -277,7 +281,7 @@ class Trainer:
             loss_total += float(loss_sum)
             correct_total += float(correct)
             if not math.isfinite(loss_total):
-                raise TrainError(f"the loss diverged in epoch {epoch} (try a lower --lr)")
+                raise TrainError(f"the loss diverged in epoch {epoch} (try a lower learning rate)")
             if progress:
                 elapsed = time.perf_counter() - start
                 progress(step, {"loss": loss_total / seen, "acc": correct_total / seen, "digits/s": seen / elapsed})
@@ -296,7 +300,7 @@ class Trainer:
         kept = f"the run folder keeps epoch {epoch - 1}" if epoch > 1 else "no epoch was finished"
         if is_multi_worker():
             return (f"{describe_task()}: another worker of the cluster failed or stopped in epoch {epoch} "
-                    f"({reason[:160]}); {kept}: restart every worker with --resume")
+                    f"({reason[:160]}); {kept}: restart every worker, resuming the run")
         return f"training failed in epoch {epoch} ({reason[:200]}); {kept}"
 
     @property

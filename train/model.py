@@ -6,9 +6,8 @@ a pre-built `keras.layers.LSTMCell`. Either one's weights load into the other.
 
 The basic cell bounds its cell state to [-1, 1] by default (`cell_bound`): the same accuracy
 (99.38% on full MNIST with or without), and an int8 export that keeps the float model's answers,
-since an int8 cell state spread over [-14, 14] was the largest source of int8 error (README, "int8
-that keeps the float model's answers"). `cell_bound=None` is the notebook's unbounded cell, which
-runs from before the bound load as.
+since an int8 cell state spread over [-14, 14] was the largest source of int8 error (docs/export.md,
+"int8 that keeps the float model's answers"). `cell_bound=None` is the notebook's unbounded cell.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from edge.preprocess import IMAGE_SIZE, NUM_CLASSES
+from lstm_edge.edge.contract import IMAGE_SIZE, NUM_CLASSES
 
 CELLS = ("basic", "keras")
 DEFAULT_CELL_BOUND = 1.0  # the basic cell's state lives in [-1, 1]: TFLite fuses the clip into the add
@@ -39,7 +38,7 @@ class ModelConfig:
             raise ValueError(f"cell bound must be a positive number or none (got {self.cell_bound})")
         if self.cell == "keras" and self.cell_bound is not None:
             raise ValueError("keras.layers.LSTMCell keeps its cell state inside: it cannot be bounded "
-                             "(use --cell basic, or --cell-bound none)")
+                             "(use the basic cell, or no bound)")
 
     def to_dict(self) -> dict:
         return asdict(self)

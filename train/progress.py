@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Callable, TextIO
 
 REDRAW_SECONDS = 0.1  # a terminal redraws at most this often
 
@@ -13,15 +13,17 @@ class ProgressBar:
     """One epoch's bar. On a terminal it redraws in place; elsewhere (a log file, a pipe) it writes
     its final state once, so logs stay one line per epoch."""
 
-    def __init__(self, steps: int, stream: TextIO | None = None, width: int = 30):
+    def __init__(self, steps: int, stream: TextIO | None = None, width: int = 30,
+                 clock: Callable[[], float] = time.perf_counter):
         self.steps, self.width = steps, width
         self.stream = stream or sys.stdout
         self.interactive = self.stream.isatty()
-        self.start = self._drawn = time.perf_counter()
+        self.clock = clock
+        self.start = self._drawn = clock()
 
     def update(self, step: int, metrics: dict[str, str]) -> None:
         """Args: step: steps done (1..steps); metrics: name -> figure, already formatted."""
-        now = time.perf_counter()
+        now = self.clock()
         done = step >= self.steps
         if not done and (not self.interactive or now - self._drawn < REDRAW_SECONDS):
             return

@@ -20,7 +20,7 @@ def import_tensorflow_quietly(verbose: bool = False) -> None:
         import tensorflow  # noqa: F401
 
         return
-    from edge.runtime import native_stderr_silenced  # numpy: not for `lstm-edge --help`
+    from lstm_edge.edge.native_stderr import native_stderr_silenced
 
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # the lines after the import too (cuInit's error)
     with native_stderr_silenced():

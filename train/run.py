@@ -1,11 +1,13 @@
 """A run folder: its config, history, checkpoints and curves; how a run is started, resumed and
 read back by `evaluate` and `export`.
 
-    RUN/config.json      model and training settings, dataset, seed, versions, final metrics
+    RUN/config.json      format, model and training settings, dataset, seed, versions, the best epoch
     RUN/history.json     one entry per epoch
     RUN/checkpoints/     tf.train.Checkpoint of the model, optimizer and epoch (the latest two epochs)
     RUN/best/            the model of the best epoch by validation accuracy: what evaluate and export use
     RUN/curves.png       loss and accuracy per epoch
+
+Runs of earlier formats are read as the current one (`runformat`); resuming one writes it anew.
 """
 
 from __future__ import annotations
@@ -39,10 +41,7 @@ from .loop import (
     steps_per_epoch,
 )
 from .model import CELLS, DigitLSTM, ModelConfig, build_model
-
-RUN_FORMAT = "lstm-edge-run/1"
-CHECKPOINTS = "checkpoints"
-BEST = "best"
+from .runformat import BEST, CHECKPOINTS, FLOAT_RATE, FORMAT, SCHEDULE, upgrade
 
 
 @dataclass(frozen=True)
@@ -55,15 +54,26 @@ class Run:
     dataset: Optional[str]
     data_path: Optional[str]
     epochs_done: int
-    config: dict
+    config: dict  # config.json, in the current format
+    history: tuple[EpochResult, ...]
 
     def load_data(self) -> Dataset:
         return load_dataset(self.dataset, self.data_path)
 
     @property
     def best_epoch(self) -> int:
-        """The epoch whose model evaluate and export use (the latest for runs from before best/ existed)."""
-        return int((self.config.get("best") or {}).get("epoch", self.epochs_done))
+        """The epoch whose model evaluate and export use."""
+        return int(self.config["best"]["epoch"])
+
+    @property
+    def float_rate(self) -> bool:
+        """Whether its optimizer keeps a plain learning rate (a run from before schedules)."""
+        return self.config["optimizer"]["learning_rate"] == FLOAT_RATE
+
+    @property
+    def best_folder(self) -> str:
+        """Where that epoch's model is: best/, or checkpoints/ for a run that chose no best epoch."""
+        return self.config["best"]["folder"]
 
 
 def versions() -> dict[str, str]:
@@ -76,10 +86,10 @@ def versions() -> dict[str, str]:
 
 
 def load_run(path: str | os.PathLike[str]) -> Run:
-    """Read a run folder's config.
+    """Read a run folder's config and history, of any format this version knows.
 
     Raises:
-      TrainError: no such folder, not a run folder, or an unreadable config.
+      TrainError: no such folder, not a run folder, an unknown format, or an unreadable config.
     """
     path = Path(path)
     if not path.is_dir():
@@ -88,17 +98,17 @@ def load_run(path: str | os.PathLike[str]) -> Run:
     if not config_path.is_file():
         raise TrainError(f"{path}: not an lstm-edge run folder (no config.json)")
     try:
-        config = json.loads(config_path.read_text())
-        if config.get("format") != RUN_FORMAT:
-            raise ValueError(f"format is {config.get('format')!r}, not {RUN_FORMAT!r}")
-        # A run from before the cell bound has the notebook's unbounded cell.
-        model = ModelConfig(**{"cell_bound": None, **config["model"]})
-        # A run from before the validation split trained on all its training digits: it keeps doing so.
-        training = TrainConfig(**{"val_split": 0, **config["training"]})
+        history_path = path / "history.json"
+        history = json.loads(history_path.read_text()) if history_path.is_file() else []
+        config, history = upgrade(json.loads(config_path.read_text()), history)
+        model = ModelConfig(**config["model"])
+        training = TrainConfig(**config["training"])
         if model.cell not in CELLS or model.units < 1:
             raise ValueError(f"model {config['model']}")
+        if config["best"]["folder"] not in (BEST, CHECKPOINTS):
+            raise ValueError(f"best model in {config['best']['folder']!r}")
         return Run(path, model, training, config.get("dataset"), config.get("data_path"), int(config["epochs_done"]),
-                   config)
+                   config, tuple(EpochResult.from_dict(entry) for entry in history))
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise TrainError(f"{config_path}: corrupt run config ({e})") from None
 
@@ -129,12 +139,9 @@ def restore(checkpoint: tf.train.Checkpoint, run: Run, with_optimizer: bool, fol
 
 
 def restore_model(run: Run, which: str = "best") -> DigitLSTM:
-    """The run's model, with the weights of its best epoch ("best") or its latest ("last").
-
-    Runs from before best/ existed have only their latest epoch.
-    """
+    """The run's model, with the weights of its best epoch ("best") or its latest ("last")."""
     model = build_model(run.model)
-    folder = BEST if which == "best" and (run.path / BEST).is_dir() else CHECKPOINTS
+    folder = run.best_folder if which == "best" else CHECKPOINTS
     restore(make_checkpoint(model), run, with_optimizer=False, folder=folder)
     return model
 
@@ -170,18 +177,19 @@ def train_run(
     data = load_dataset(dataset, data_path).with_validation(train_config.val_split)
     with cluster_deadline(cluster_timeout):
         strategy = make_strategy(strategy_name)  # with TF_CONFIG: returns once every worker has joined
+    run = load_run(out) if resume else None
+    float_rate = run is not None and run.float_rate
     with strategy.scope():
         model = build_model(model_config)
-        optimizer = make_optimizer(train_config, steps_per_epoch(len(data.x_train), train_config.batch_size))
+        optimizer = make_optimizer(train_config, steps_per_epoch(len(data.x_train), train_config.batch_size),
+                                   float_rate)
         optimizer.build(model.trainable_variables)
     checkpoint = make_checkpoint(model, optimizer)
     history: list[EpochResult] = []
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    if resume:
-        run = load_run(out)
+    if run is not None:
         restore(checkpoint, run, with_optimizer=True)
-        history = [EpochResult.from_dict(entry) for entry in json.loads((out / "history.json").read_text())]
-        history = history[: int(checkpoint.epoch.numpy())]
+        history = list(run.history[: int(checkpoint.epoch.numpy())])
         created = run.config.get("created", created)
     chief = is_chief()
     # Other workers write to a folder of their own that is removed at the end: every worker must
@@ -201,7 +209,7 @@ def train_run(
                 best_manager.save(checkpoint_number=epoch)
             manager.save(checkpoint_number=epoch)
             if chief:
-                _write_run(out, model_config, train_config, dataset, data_path,
+                _write_run(out, model_config, train_config, float_rate, dataset, data_path,
                            device_name, strategy_name, strategy.num_replicas_in_sync, created, history,
                            len(data.x_val))
             if on_epoch_end:
@@ -212,16 +220,17 @@ def train_run(
     return history
 
 
-def _write_run(out, model_config, train_config, dataset, data_path, device, strategy, replicas, created, history,
-               validation_digits):
+def _write_run(out, model_config, train_config, float_rate, dataset, data_path, device, strategy, replicas, created,
+               history, validation_digits):
     from .plot import plot_history  # matplotlib is imported only when a run is written
 
     out.mkdir(parents=True, exist_ok=True)
     last, best = history[-1], best_epoch(history)
     config = {
-        "format": RUN_FORMAT,
+        "format": FORMAT,
         "model": model_config.to_dict(),
         "training": train_config.to_dict(),
+        "optimizer": {"learning_rate": FLOAT_RATE if float_rate else SCHEDULE},
         "dataset": dataset,
         "data_path": str(Path(data_path).resolve()) if data_path else None,
         "seed": train_config.seed,
@@ -231,7 +240,7 @@ def _write_run(out, model_config, train_config, dataset, data_path, device, stra
         "epochs_done": last.epoch,
         "best": {"epoch": best.epoch, "chosen_by": "validation accuracy" if best.val_accuracy is not None
                  else "last epoch (no validation digits)", "val_accuracy": best.val_accuracy,
-                 "test_accuracy": best.test_accuracy},
+                 "test_accuracy": best.test_accuracy, "folder": BEST},
         "validation_digits": validation_digits,
         "metrics": {"loss": best.loss, "accuracy": best.accuracy, "val_loss": best.val_loss,
                     "val_accuracy": best.val_accuracy, "test_loss": best.test_loss,

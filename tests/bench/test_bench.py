@@ -11,10 +11,9 @@ import pytest
 
 from benchmarks.child import ROOT
 from benchmarks.roofline import MACS_PER_DIGIT
-from edge.runtime import installed_runtimes
-from tests.conftest import LSTM_EDGE, run_cli
+from tests.conftest import EXPECTED_RUNTIMES, run_cli
 
-RUNTIMES = [r for r in ("litert", "tflite-runtime") if r in installed_runtimes()]
+RUNTIMES = EXPECTED_RUNTIMES
 DIGITS = 200
 
 BUILD_FUSED = textwrap.dedent("""
@@ -22,10 +21,10 @@ BUILD_FUSED = textwrap.dedent("""
     from pathlib import Path
     import numpy as np
     from benchmarks.baselines import FUSED_OP, fused_lstm_tflite, op_names
-    from edge.preprocess import scale_pixels
-    from train.loop import predict_logits
-    from train.model import get_weights
-    from train.run import load_run, restore_model
+    from lstm_edge.edge.contract import scale_pixels
+    from lstm_edge.train.loop import predict_logits
+    from lstm_edge.train.model import get_weights
+    from lstm_edge.train.run import load_run, restore_model
     run, out, n = load_run(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     data = run.load_data()
     model = restore_model(run)
@@ -43,7 +42,7 @@ CHECK_FUSED = textwrap.dedent("""
     import sys
     from pathlib import Path
     import numpy as np
-    from edge.runtime import TFLiteModel
+    from lstm_edge.edge.runtime import TFLiteModel
     from tests.bars import fused_failures
     folder, name, runtime = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
     digits, answers = np.load(folder / "digits.npy"), np.load(folder / "float.npy")
@@ -89,7 +88,7 @@ def test_roofline_measures_the_runtime_limits(tmp_path):
     done = run_cli("-m", "benchmarks.roofline", str(tmp_path / "new" / "probes"), "--json")  # made as needed
     r = json.loads(done.stdout)
     assert MACS_PER_DIGIT == 28 * 28 * 512 + 27 * 128 * 512 + 128 * 10 == r["macs_per_digit"]
-    assert 0 < r["gemv_us"]["gemv-int8"] < 1000 and 0 < r["gemv_us"]["gemv-float32"] < 1000
+    assert r["gemv_us"]["gemv-int8"] > 0 and r["gemv_us"]["gemv-float32"] > 0
     assert r["latency_floor_us"] == pytest.approx(27 * min(r["gemv_us"].values()))
     assert r["throughput_ceiling"] == pytest.approx(max(r["gemm_gmacs"].values()) * 1e9 / MACS_PER_DIGIT)
 
@@ -113,7 +112,7 @@ def results_fixture() -> dict:
         "layouts": {"runtime": "litert 2.3", "rounds": 15, "calls": 200, "results": [
             {"layout": "export (i,f,o | c)", "ops": 340, "size_bytes": 135_000, "invoke_us": 126.0, "agreement": 0.998,
              "top_difference_p99": 0.046},
-            {"layout": "one-product (before)", "ops": 340, "size_bytes": 134_000, "invoke_us": 120.0,
+            {"layout": "one-product", "ops": 340, "size_bytes": 134_000, "invoke_us": 120.0,
              "agreement": 0.997, "top_difference_p99": 0.061}]},
         "fidelity": {"dataset": "mnist-sample", "rows": [
             {"candidate": "bounded cell, split products (the export)", "mode": "int8", "runtime": "litert 2.3",
@@ -132,13 +131,14 @@ def results_fixture() -> dict:
 
 def test_report_states_the_ratios_and_limits_and_draws_the_chart(tmp_path):
     from benchmarks.chart import draw
-    from benchmarks.run import render, update_readme
+    from benchmarks.report import write_section
+    from benchmarks.run import render
 
     table = render(results_fixture())
     assert "| lstm-edge int8 | litert 1.0 | 98 KB | 97.0% | 99.0% | 150 us | 300 us | 75 us | 20,000 |" in table
     assert "**10.0x** lower batch-1 latency through the API (10.0x invoke alone), **33.3x** the batched" in table
     assert "| export (i,f,o | c) | 340 | 132 KB | 126 us | 99.8% | 0.046 |" in table
-    assert "The export's layout against the one before it, same run: **1.05x** the invoke time." in table
+    assert "The export's layout against the one-product layout, same run: **1.05x** the invoke time." in table
     assert ("| bounded cell, split products (the export) | litert 2.3 | 99.80% | 2 | 0.046 | 96.80% (96.80%) | "
             "65 us | 136 KB |") in table
     assert "**batch-1 floor 81 us**" in table and "**throughput ceiling 29,924 digits/s**" in table
@@ -147,17 +147,30 @@ def test_report_states_the_ratios_and_limits_and_draws_the_chart(tmp_path):
     assert "| edge-only install: /opt/python3 | not measured: pip install failed: no network |" in table
     draw(results_fixture(), tmp_path / "chart.png")
     assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- bench:start -->\nold\n<!-- bench:end -->\nrest\n")
-    assert update_readme(table, readme)
-    text = readme.read_text()
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("intro\n<!-- bench:start -->\nold\n<!-- bench:end -->\nrest\n")
+    assert write_section("bench", table, doc)
+    text = doc.read_text()
     assert "old" not in text and table in text and text.startswith("intro") and text.endswith("rest\n")
-    assert not update_readme(table, tmp_path / "missing.md")
+    assert not write_section("bench", table, tmp_path / "missing.md")
+    assert not write_section("numbers", table, doc)  # another section's markers are not there
 
 
-def test_the_readme_trade_off_names_where_each_mode_runs():
+def test_benchmarks_write_the_docs_never_the_readme():
+    """make bench and friends write docs/benchmarks.md's sections; the README quotes no figure a run changes."""
+    from benchmarks.report import DOCS, markers
+
+    sources = "".join(path.read_text() for path in (ROOT / "benchmarks").glob("*.py"))
+    assert "README.md" not in sources.replace('project["project"]["readme"]', "")
+    doc, readme = DOCS.read_text(), (ROOT / "README.md").read_text()
+    for section in ("bench", "tradeoff", "numbers", "micro"):
+        start, end = markers(section)
+        assert start in doc and end in doc and start not in readme, section
+
+
+def test_the_trade_off_names_where_each_mode_runs():
     from benchmarks.fidelity import tradeoff
-    from export.modes import RUNS_ON
+    from lstm_edge.export.modes import RUNS_ON
 
     full = results_fixture()["fidelity"]
     full["rows"].append({**full["rows"][0], "candidate": "dynamic (bounded cell)", "mode": "dynamic", "changed": 0,
@@ -198,11 +211,11 @@ def test_an_edge_only_install_that_cannot_be_made_is_skipped_with_its_reason(tmp
     assert (ROOT / "build").exists() == had_build  # the wheel is built from a copy
 
 
-def test_bench_command_refuses_a_missing_run(tmp_path):
-    done = run_cli(*LSTM_EDGE, "bench", "--run", str(tmp_path / "nope"), "--out", str(tmp_path / "out"),
+def test_bench_refuses_a_missing_run(tmp_path):
+    done = run_cli("-m", "benchmarks.run", "--run", str(tmp_path / "nope"), "--out", str(tmp_path / "out"),
                    check=False)
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == [f"Error: --run {tmp_path / 'nope'}: not a run folder (no "
+    assert done.stderr.strip().splitlines() == [f"bench: error: --run {tmp_path / 'nope'}: not a run folder (no "
                                                 "config.json); train one with `lstm-edge train`"]
     assert not (tmp_path / "out").exists()
 
@@ -218,12 +231,15 @@ def test_roofline_bad_folder_is_one_line(tmp_path, args, message):
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
 
 
-def test_the_readme_gives_the_measured_full_mnist_recipe():
-    """The README's full-MNIST command is the recipe the benchmark trains (train.recipes), flag for flag."""
-    from train.recipes import FULL_MNIST
+def test_the_documented_recipes_are_the_measured_ones():
+    """The commands people copy are the recipes the benchmarks and tests train (train.recipes), flag for flag."""
+    from lstm_edge.train.recipes import FULL_MNIST, QUICKSTART
 
-    readme = (ROOT / "README.md").read_text()
-    assert f"lstm-edge train --data ../shared/data/mnist {' '.join(FULL_MNIST)} --seed 0" in readme
+    training = (ROOT / "docs" / "training.md").read_text()
+    assert f"lstm-edge train --data ../shared/data/mnist {' '.join(FULL_MNIST)} --seed 0" in training
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"lstm-edge train {' '.join(QUICKSTART)} --out $(RUN)" in makefile
+    assert f"lstm-edge train {' '.join(QUICKSTART)}" in (ROOT / "README.md").read_text()
 
 
 def test_full_mnist_rows_say_when_the_data_is_missing(tmp_path):

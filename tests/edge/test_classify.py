@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from benchmarks.forms import off_centre_transparent, paper_photo
-from edge import DigitClassifier, ImageError, ModelError, Prediction, scale_pixels
+from lstm_edge.edge import DigitClassifier, ImageError, ModelError, Prediction, scale_pixels
 from tests.bars import CLI_MIN_CORRECT_OF_500, files_failures
-from tests.conftest import EDGE_CLASSIFY, ROOT, run_cli
+from tests.conftest import EDGE_BENCH, EDGE_CLASSIFY, EXPECTED_RUNTIMES, ROOT, needs_tflite_runtime, run_cli
 
 IMAGES = 500  # held-out sample digits saved as files, per form (the bars in tests/bars.py count of 500)
 
@@ -69,7 +69,7 @@ def test_image_files_score_within_one_point_of_raw_arrays(classifier, digit_file
     assert not files_failures([p.digit for p in raw], [p.digit for p in from_files], labels), form
 
 
-@pytest.mark.parametrize("runtime", ["litert", "tflite-runtime"])
+@pytest.mark.parametrize("runtime", ["litert", pytest.param("tflite-runtime", marks=needs_tflite_runtime)])
 def test_cli_classifies_a_folder_json(int8_model, digit_files, sample, runtime):
     done = run_cli(*EDGE_CLASSIFY, str(digit_files / "png28"), "--model", str(int8_model), "--json",
                    "--top-k", "3", "--runtime", runtime)
@@ -154,19 +154,20 @@ def test_edge_runs_without_tensorflow(int8_model, digit_files, tmp_path):
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('TensorFlow is not on this device')\n")
     env = {"PYTHONPATH": f"{blocker.parent}:{ROOT}"}
-    for runtime in ("litert", "tflite-runtime"):
+    for runtime in EXPECTED_RUNTIMES:
         done = run_cli(*EDGE_CLASSIFY, str(digit_files / "png28"), "--model", str(int8_model), "--runtime", runtime,
                        env=env)
         assert len(done.stdout.splitlines()) == IMAGES
-    done = run_cli("-c", "import edge, edge.cli, edge.bench, sys; print('tensorflow' in sys.modules)", env=env)
+    done = run_cli("-c", "import sys, lstm_edge.edge.cli, lstm_edge.edge.bench; print('tensorflow' in sys.modules)",
+                   env=env)
     assert done.stdout.strip() == "False"
 
 
 def test_edge_bench_reports_every_runtime_and_the_best_batch_size(int8_model):
-    done = run_cli("-m", "edge.bench", str(int8_model), "--json", "--repeats", "20", "--threads", "1",
+    done = run_cli(*EDGE_BENCH, str(int8_model), "--json", "--repeats", "20", "--threads", "1",
                    "--batch-size", "4", "--batch-size", "32")
     report = json.loads(done.stdout)
-    assert [r["runtime"] for r in report["results"]] == ["litert", "tflite-runtime"]
+    assert [r["runtime"] for r in report["results"]] == EXPECTED_RUNTIMES
     for r in report["results"]:
         assert r["threads"] == 1 and r["repeats"] == 20
         assert 0 < r["p50_us"] <= r["p90_us"] <= r["p99_us"] and 0 < r["invoke_p50_us"]
@@ -177,5 +178,5 @@ def test_edge_bench_reports_every_runtime_and_the_best_batch_size(int8_model):
 
 @pytest.mark.parametrize("args", [("--batch-size", "0"), ("--threads", "0"), ("--repeats", "3")])
 def test_edge_bench_bad_arguments_exit_2(int8_model, args):
-    done = run_cli("-m", "edge.bench", str(int8_model), *args, check=False)
+    done = run_cli(*EDGE_BENCH, str(int8_model), *args, check=False)
     assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("edge-bench: error:")

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from benchmarks.numbers import compose, encode
-from edge import DigitClassifier, NumberReading
+from lstm_edge.edge import DigitClassifier, NumberReading
 from tests.conftest import EDGE_CLASSIFY, run_cli
 
 NUMBERS = 50  # separated 4-digit numbers, paper form: 200 digits
@@ -86,7 +86,8 @@ def test_default_mode_refuses_several_digits_and_keeps_a_smudged_one(int8_model,
     done = run_cli(*EDGE_CLASSIFY, str(tmp_path / "number.jpg"), str(tmp_path / "smudged.png"),
                    "--model", str(int8_model), check=False)
     assert done.returncode == 1
-    assert done.stderr.strip() == f"{tmp_path / 'number.jpg'}: error: 4 digits found; use --number to read a number"
+    assert done.stderr.strip() == (f"{tmp_path / 'number.jpg'}: error: 4 digits found where one was expected; "
+                                   "read them as one number with --number")
     assert done.stdout.startswith(f"{tmp_path / 'smudged.png'}: ")
 
 
@@ -102,6 +103,7 @@ def test_cli_number_bad_images_fail_alone(int8_model, numbers, sample, tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     errors = done.stderr.strip().splitlines()
     assert len(errors) == 3 and all(": error: " in e for e in errors)
-    assert "no digit" in errors[0] and "2 lines" in errors[1] and "more than 4 digits" in errors[2]
+    assert "no digit" in errors[0] and "2 lines" in errors[1]
+    assert "more than 4 digits found (--max-digits 4)" in errors[2]
     assert done.stdout.startswith(f"{tmp_path / 'good.jpg'}: ")
     assert run_cli(*EDGE_CLASSIFY, "--number", "--max-digits", "0", "x.png", check=False).returncode == 2

@@ -14,8 +14,9 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 from benchmarks.forms import off_centre_transparent, paper_photo
-from edge import ImageError, NoDigitError, preprocess_image, scale_pixels
-from edge.preprocess import IMAGE_SIZE, MAX_PIXELS, render_ascii
+from lstm_edge.edge import ImageError, NoDigitError, preprocess_image, scale_pixels
+from lstm_edge.edge.contract import IMAGE_SIZE
+from lstm_edge.edge.preprocess import MAX_PIXELS, render_ascii
 
 
 def centre_of_mass(digit):

@@ -10,10 +10,10 @@ import textwrap
 import numpy as np
 import pytest
 
-from edge.runtime import Codec, installed_runtimes
-from tests.conftest import run_cli
+from lstm_edge.edge.runtime import Codec
+from tests.conftest import EXPECTED_RUNTIMES, run_cli
 
-RUNTIMES = [r for r in ("litert", "tflite-runtime") if r in installed_runtimes()]
+RUNTIMES = EXPECTED_RUNTIMES
 
 BUILD = textwrap.dedent("""
     import sys
@@ -43,8 +43,8 @@ BUILD = textwrap.dedent("""
 
 CHECK_WRONG = textwrap.dedent("""
     import sys
-    from edge import ModelError
-    from edge.runtime import TFLiteModel
+    from lstm_edge.edge import ModelError
+    from lstm_edge.edge.runtime import TFLiteModel
     try:
         TFLiteModel(sys.argv[1], runtime=sys.argv[2])
     except ModelError as e:
@@ -56,7 +56,7 @@ CHECK_WRONG = textwrap.dedent("""
 CHECK_STATE = textwrap.dedent("""
     import sys
     import numpy as np
-    from edge.runtime import TFLiteModel
+    from lstm_edge.edge.runtime import TFLiteModel
     model = TFLiteModel(sys.argv[1], runtime=sys.argv[2])
     assert model.stateful
     digits = np.full((4, 28, 28), 0.5, np.float32)

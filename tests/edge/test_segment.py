@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from benchmarks.numbers import compose
-from edge import ImageError
-from edge.segment import label_runs, segment_digits
+from lstm_edge.edge import ImageError
+from lstm_edge.edge.segment import label_runs, segment_digits
 
 
 def flood_fill_count(mask: np.ndarray) -> int:

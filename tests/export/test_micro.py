@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.runtime import installed_runtimes
+from lstm_edge.edge.interpreters import installed_runtimes
 from tests.bars import EXPORT_BARS
 from tests.conftest import EDGE_CLASSIFY, LSTM_EDGE, ROOT, read_manifest, run_cli
 
@@ -42,7 +42,7 @@ def test_tflm_parity_is_in_the_manifest_beside_the_other_runtimes(micro_export):
 
 
 def test_the_arena_is_the_smallest_tflm_runs_the_model_in(micro_export):
-    from edge.micro import MicroInterpreter
+    from lstm_edge.edge.micro import MicroInterpreter
 
     model = micro_export.read_bytes()
     measured = read_manifest(micro_export)["micro"]["arena_measured_bytes"]
@@ -105,13 +105,13 @@ def test_edge_classify_on_tflm_gives_litert_s_answers(micro_export):
 
     micro = answers("tflite-micro")
     assert micro == answers("litert") and len(micro) == len(images)
-    from edge.classifier import DigitClassifier
+    from lstm_edge.edge.classifier import DigitClassifier
 
     assert DigitClassifier(str(micro_export), runtime="tflite-micro").runtime.startswith("tflite-micro ")
 
 
 def test_auto_never_picks_tflm():
-    from edge.runtime import load_runtime
+    from lstm_edge.edge.runtime import load_runtime
 
     assert load_runtime("auto").name != "tflite-micro"
 
@@ -120,8 +120,8 @@ def test_a_model_with_an_op_tflm_lacks_is_refused_with_one_line_naming_it(tmp_pa
     """A float model whose head uses REDUCE_PROD (TFLM has no kernel for it): LiteRT runs it, the
     TFLM parity check refuses it, naming the op."""
     tf = pytest.importorskip("tensorflow")
-    from export.errors import ExportError
-    from export.verify import check_parity
+    from lstm_edge.export.errors import ExportError
+    from lstm_edge.export.verify import check_parity
 
     @tf.function(input_signature=[tf.TensorSpec([1, 28, 28], tf.float32)])
     def model(digits):

@@ -100,7 +100,7 @@ class Emulator:
                 "PYTHONWARNINGS": "ignore::UserWarning:numpy.core.getlimits,ignore::UserWarning:numpy._core.getlimits"}
 
     def run(self, *args: str, cpu: str | None = None, timeout: float = 1200) -> subprocess.CompletedProcess:
-        # Not from this checkout's folder: `python -m edge.cli` there would import its edge, not the wheel's.
+        # Not from this checkout's folder: `python -m lstm_edge.edge.cli` there would find its lstm_edge first.
         return subprocess.run(self.command(*args), capture_output=True, text=True, env=self.environment(cpu),
                               timeout=timeout, cwd=self.root)
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from benchmarks.forms import paper_photo
 from tests.bars import device_failures
-from tests.conftest import EDGE_CLASSIFY, ROOT, run_cli
+from tests.conftest import EDGE_BENCH, EDGE_CLASSIFY, EDGE_DOCTOR, ROOT, run_cli
 from tests.pi.boards import ROWS
 from tests.pi.emulator import EmulatorUnavailable, emulator_for
 
@@ -25,13 +25,6 @@ DIGITS = 40  # per form; each emulated run classifies them all in one process
 ROW_CPUS = [pytest.param(row, cpu, id=f"{row.name}-{cpu}") for row in ROWS for cpu in row.cpus]
 BY_ROW = [pytest.param(row, id=row.name) for row in ROWS]
 MACHINE = {"arm64": "aarch64", "armhf": "armv7l"}
-
-
-@pytest.fixture(scope="session")
-def edge_wheel(tmp_path_factory):
-    from benchmarks.coldstart import build_wheel
-
-    return build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 @pytest.fixture(scope="session")
@@ -82,9 +75,9 @@ def answers(stdout: str, runtime: str) -> dict[str, list[float]]:
     return probabilities
 
 
-PROBE = ("import importlib.util, json, platform, sys, numpy, edge; "
+PROBE = ("import importlib.util, json, platform, sys, numpy, lstm_edge.edge; "
          "print(json.dumps({'machine': platform.machine(), 'python': '%d.%d' % sys.version_info[:2], "
-         "'numpy': numpy.__version__, 'numpy_path': numpy.__file__, 'edge': edge.__file__, "
+         "'numpy': numpy.__version__, 'numpy_path': numpy.__file__, 'edge': lstm_edge.edge.__file__, "
          "'tensorflow': importlib.util.find_spec('tensorflow') is not None, "
          "'litert': importlib.util.find_spec('ai_edge_litert') is not None, "
          "'tflite_runtime': importlib.util.find_spec('tflite_runtime') is not None, "
@@ -113,7 +106,7 @@ def test_pi_answers_equal_x86(pi, exports, pi_images, row, cpu, mode):
     model, _ = exports(mode)
     args = (str(pi_images), "--model", str(model), "--json", "--top-k", "10")
     x86 = answers(run_cli(*EDGE_CLASSIFY, *args, "--runtime", row.runtime).stdout, row.runtime)
-    arm = answers(run_on_pi(pi(row, cpu), "-m", "edge.cli", *args), row.runtime)
+    arm = answers(run_on_pi(pi(row, cpu), *EDGE_CLASSIFY, *args), row.runtime)
     assert len(arm) == 2 * DIGITS
     assert not device_failures(x86, arm, quantized=mode != "none")
 
@@ -122,14 +115,14 @@ def test_pi_answers_equal_x86(pi, exports, pi_images, row, cpu, mode):
 @pytest.mark.parametrize("row", BY_ROW)
 def test_edge_doctor_passes_on_the_pi(pi, exports, row, mode):
     """The user's own check after installing: the golden digits give the exported answers there."""
-    report = json.loads(run_on_pi(pi(row), "-m", "edge.doctor", "--model", str(exports(mode)[0]), "--json"))
+    report = json.loads(run_on_pi(pi(row), *EDGE_DOCTOR, "--model", str(exports(mode)[0]), "--json"))
     assert report["ok"] and report["runtime"] == row.runtime, report["checks"]
     assert report["environment"]["machine"] == MACHINE[row.guest.arch]
 
 
 @pytest.mark.parametrize("row", BY_ROW)
 def test_edge_bench_runs_on_the_pi(pi, int8_model, row):
-    out = run_on_pi(pi(row), "-m", "edge.bench", str(int8_model), "--repeats", "20", "--threads", "1",
+    out = run_on_pi(pi(row), *EDGE_BENCH, str(int8_model), "--repeats", "20", "--threads", "1",
                     "--batch-size", "8")
     assert row.runtime in out and "us" in out  # it runs and reports; emulated timings mean nothing
 

@@ -7,8 +7,8 @@ import gzip
 import numpy as np
 import pytest
 
-from train.data import balanced_subset, load_dataset, read_idx, validation_size
-from train.errors import TrainError
+from lstm_edge.train.data import balanced_subset, load_dataset, read_idx, validation_size
+from lstm_edge.train.errors import TrainError
 
 
 def write_idx(path, array: np.ndarray, compress=False):

@@ -7,8 +7,8 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from train.model import ModelConfig, build_model, get_weights, lstm_forward, set_weights  # noqa: E402
-from train.reference import forward  # noqa: E402
+from lstm_edge.train.model import ModelConfig, build_model, get_weights, lstm_forward, set_weights  # noqa: E402
+from lstm_edge.train.reference import forward  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_forget_gate_bias_starts_at_one():
 
 @pytest.mark.parametrize("cell_bound", [1.0, None])
 def test_the_export_layout_is_the_same_math(digits, cell_bound):
-    from export.convert import serving_forward, serving_order
+    from lstm_edge.export.convert import serving_forward, serving_order
 
     rng = np.random.default_rng(2)
     model = build_model(ModelConfig(units=24, cell_bound=cell_bound))

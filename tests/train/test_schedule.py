@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from train.errors import TrainError  # noqa: E402
-from train.loop import EpochResult, LearningRate, TrainConfig, best_epoch, make_optimizer  # noqa: E402
+from lstm_edge.train.errors import TrainError  # noqa: E402
+from lstm_edge.train.loop import EpochResult, LearningRate, TrainConfig, best_epoch, make_optimizer  # noqa: E402
 
 
 def rates(schedule: LearningRate, steps) -> list[float]:
@@ -40,10 +40,10 @@ def test_the_optimizer_follows_its_step_count():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"lr_schedule": "step"}, "unknown --lr-schedule"),
-    ({"warmup_epochs": 2}, "below --epochs"),
-    ({"label_smoothing": 1.0}, "--label-smoothing"),
-    ({"weight_decay": -1.0}, "--weight-decay"),
+    ({"lr_schedule": "step"}, "unknown learning-rate schedule 'step'"),
+    ({"warmup_epochs": 2}, "fewer than the epochs"),
+    ({"label_smoothing": 1.0}, "label smoothing must be in"),
+    ({"weight_decay": -1.0}, "weight decay must be 0 or more"),
 ])
 def test_bad_settings(kwargs, message):
     with pytest.raises(TrainError, match=message):
@@ -58,10 +58,3 @@ def test_best_epoch_is_chosen_on_validation_never_on_test():
     history = [epoch(1, 0.90, test=0.99), epoch(2, 0.95, test=0.91), epoch(3, 0.95, test=0.92), epoch(4, 0.93)]
     assert best_epoch(history).epoch == 2  # the earliest of equals; the test split has no say
     assert best_epoch([epoch(1, None), epoch(2, None)]).epoch == 2  # no validation digits: the last
-
-
-def test_histories_from_before_the_validation_split_still_read():
-    old = {"epoch": 1, "loss": 0.5, "accuracy": 0.8, "val_loss": 0.4, "val_accuracy": 0.85, "seconds": 1.0,
-           "digits_per_second": 100.0}
-    result = EpochResult.from_dict(old)
-    assert (result.test_accuracy, result.val_accuracy) == (0.85, None)
