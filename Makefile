@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RUN ?= runs/demo
 
-.PHONY: demo test test-pi lint bench bench-numbers bench-micro clean
+.PHONY: demo test test-pi lint bench bench-numbers bench-frames bench-micro clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ bench: $(BIN)/.installed
 MODEL ?= model.tflite
 bench-numbers: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.numbers --model $(MODEL) $(if $(DATA),--data $(DATA))
+
+## bench-frames: camera frames and photos to answers, stage by stage, against decoding them (needs a model: make demo, or MODEL=)
+bench-frames: $(BIN)/.installed
+	$(BIN)/python -m benchmarks.frames --model $(MODEL)
 
 ## bench-micro: --units 32/64/128 exported for TFLM, flash and RAM against common boards -> docs/benchmarks.md
 bench-micro: $(BIN)/.installed

@@ -10,7 +10,8 @@ import numpy as np
 
 from .contract import IMAGE_SIZE
 from .errors import ImageError
-from .preprocess import Box, ImageSource, find_digits, preprocess_image
+from .picture import Box, ImageSource
+from .preprocess import FoundDigits, preprocess_image, read_digits
 from .runtime import TFLiteModel
 from .segment import MAX_DIGITS
 
@@ -39,6 +40,11 @@ class Prediction:
         order = sorted(range(len(self.probabilities)), key=lambda d: -self.probabilities[d])
         return tuple((d, self.probabilities[d]) for d in order[:k])
 
+    def to_dict(self, top_k: int = 1) -> dict:
+        """As `edge-classify --json` prints it (without the path and runtime it adds)."""
+        return {"digit": self.digit, "confidence": round(self.confidence, 6),
+                "top_k": [{"digit": d, "probability": round(p, 6)} for d, p in self.top_k(top_k)]}
+
 
 @dataclass(frozen=True)
 class NumberReading:
@@ -60,6 +66,12 @@ class NumberReading:
     def lowest_confidence(self) -> float:
         """The least sure digit's confidence: the number is as trustworthy as its weakest digit."""
         return min(p.confidence for p in self.digits)
+
+    def to_dict(self) -> dict:
+        """As `edge-classify --number --json` prints it (without the path and runtime it adds)."""
+        return {"number": self.text, "confidence": round(self.lowest_confidence, 6),
+                "digits": [{"digit": p.digit, "confidence": round(p.confidence, 6), "box": list(b)}
+                           for p, b in zip(self.digits, self.boxes)]}
 
 
 def as_model_input(item: ImageSource, preprocess: bool = True) -> np.ndarray:
@@ -133,7 +145,9 @@ class DigitClassifier:
         Raises:
           ImageError: unreadable, no ink, several lines, or more than max_digits digits.
         """
-        inputs, boxes = find_digits(item, max_digits)
-        predictions = [Prediction.from_probabilities(p) for p in self.model.predict(np.stack(inputs))]
-        return NumberReading("".join(str(p.digit) for p in predictions), tuple(predictions), tuple(boxes),
-                             tuple(inputs))
+        return self.reading(read_digits(item, max_digits))
+
+    def reading(self, found: FoundDigits) -> NumberReading:
+        """The number in digits found by `preprocess.read_digits`: one batched inference."""
+        predictions = tuple(Prediction.from_probabilities(p) for p in self.model.predict(np.stack(found.inputs)))
+        return NumberReading("".join(str(p.digit) for p in predictions), predictions, found.boxes, found.inputs)

@@ -12,6 +12,7 @@ argparse, not click: edge-classify starts 50 ms sooner, and a Pi feels that.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -70,17 +71,22 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "of litert, tflite-runtime, tensorflow; tflite-micro, what a microcontroller's TFLM "
                         "answers, only when named)")
     parser.add_argument("--threads", type=int, default=None, help="interpreter threads")
+    parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                        help="prepare images in N processes side by side (default 1; the cores: os.cpu_count())")
     parser.add_argument("--show", action="store_true", help="print the 28x28 input the model saw, as text art")
     parser.add_argument("--number", action="store_true",
                         help="read the whole number in each image (one line of digits), left to right")
     parser.add_argument("--max-digits", type=int, default=MAX_DIGITS, metavar="N",
                         help=f"with --number: more digits than this is an error (default {MAX_DIGITS})")
     parser.add_argument("--verbose", "-v", action="store_true",
-                        help="report load, preprocessing and inference times (stderr)")
+                        help="report the time of loading, of each image's stages (decode, ink, segment, layout) "
+                             "and of inference (stderr)")
     parser.add_argument("--version", action=_VersionAction, nargs=0, help="show the version and exit")
     args = parser.parse_args(argv)
     if args.threads is not None and args.threads < 1:
         parser.error("--threads must be at least 1")
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
     if args.max_digits < 1:
         parser.error("--max-digits must be at least 1")
     return args
@@ -107,7 +113,7 @@ def classify(argv=None) -> int:
     """edge-classify's work; returns the exit status."""
     start = time.perf_counter()
     args = parse_args(argv)
-    from .classifier import DigitClassifier, Prediction, as_model_input
+    from .classifier import DigitClassifier
 
     path = model_path(args.model)
     try:
@@ -119,66 +125,90 @@ def classify(argv=None) -> int:
     if args.verbose:
         print(f"loaded {path} on {classifier.runtime} in {1000 * (loaded - start):.1f} ms", file=sys.stderr)
 
-    if args.number:
-        return _read_numbers(classifier, args)
-    names, digits, failures = [], [], 0
-    for name, source in expand_inputs(args.images):
-        try:
-            if isinstance(source, ImageError):
-                raise source
-            digits.append(as_model_input(source))
-            names.append(name)
-        except ImageError as e:
-            print(f"{name}: error: {describe(e)}", file=sys.stderr)
+    names, found, failures = [], [], 0
+    for name, digits, error in _prepared(args):
+        if error is None and not args.number and len(digits.inputs) > 1:
+            error = describe(SeveralDigitsError(len(digits.inputs)))
+        if error is not None:
+            print(f"{name}: error: {error}", file=sys.stderr)
             failures += 1
+            continue
+        names.append(name)
+        found.append(digits)
+        if args.verbose:
+            print(f"{name}: " + ", ".join(f"{stage} {1000 * seconds:.2f} ms" for stage, seconds in digits.seconds),
+                  file=sys.stderr)
     prepared = time.perf_counter()
-    predictions: list[Prediction] = classifier.classify_many(digits, preprocess=False) if digits else []
+    if args.number:
+        answers = [classifier.reading(digits) for digits in found]
+    else:  # every image's digit in one batched inference
+        answers = classifier.classify_many([digits.inputs[0] for digits in found], preprocess=False)
     inferred = time.perf_counter()
-
     try:
-        for name, digit, prediction in zip(names, digits, predictions):
-            print(_format(name, prediction, args.top_k, args.json, classifier.runtime))
-            if args.show:
-                print(render_ascii(digit))
+        for name, digits, answer in zip(names, found, answers):
+            _print_answer(name, digits, answer, args, classifier.runtime)
         sys.stdout.flush()
     except BrokenPipeError:  # `edge-classify photos/ | head`: the reader has seen enough
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    if args.verbose and digits:
-        n = len(digits)
-        print(f"preprocessing {1000 * (prepared - loaded) / n:.2f} ms/image, inference "
-              f"{1000 * (inferred - prepared) / n:.3f} ms/image ({n} images), total "
-              f"{1000 * (time.perf_counter() - start):.1f} ms", file=sys.stderr)
+    if args.verbose and found:
+        n = len(found)
+        print(f"{n} images: preparing {1000 * (prepared - loaded) / n:.2f} ms/image on {args.jobs} "
+              f"job{'s' * (args.jobs > 1)}, inference {1000 * (inferred - prepared) / n:.3f} ms/image, "
+              f"total {1000 * (time.perf_counter() - start):.1f} ms", file=sys.stderr)
     return 1 if failures else 0
 
 
-def _read_numbers(classifier, args: argparse.Namespace) -> int:
-    """--number: each image's whole number; a bad image is reported and the others go on."""
-    failures = 0
-    for name, source in expand_inputs(args.images):
-        try:
-            if isinstance(source, ImageError):
-                raise source
-            reading = classifier.read_number(source, args.max_digits)
-        except ImageError as e:
-            print(f"{name}: error: {describe(e)}", file=sys.stderr)
-            failures += 1
-            continue
-        try:
-            if args.json:
-                print(json.dumps({"path": name, "number": reading.text,
-                                  "confidence": round(reading.lowest_confidence, 6),
-                                  "digits": [{"digit": p.digit, "confidence": round(p.confidence, 6), "box": list(b)}
-                                             for p, b in zip(reading.digits, reading.boxes)],
-                                  "runtime": classifier.runtime}))
-            else:
-                print(f"{name}: {reading.text} (lowest confidence {100 * reading.lowest_confidence:.1f}%)")
-            if args.show:
-                for prediction, digit in zip(reading.digits, reading.inputs):
-                    print(f"{prediction.digit} ({100 * prediction.confidence:.1f}%)\n{render_ascii(digit)}")
-        except BrokenPipeError:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            break
-    return 1 if failures else 0
+def _prepared(args: argparse.Namespace):
+    """(name, FoundDigits or None, error line or None) for every image named, in order; with
+    --jobs above 1, prepared by that many processes side by side (preparing an image is Python
+    and numpy work that one process does one image at a time)."""
+    items = list(expand_inputs(args.images))
+    work = functools.partial(_prepare, max_digits=args.max_digits if args.number else MAX_DIGITS)
+    if args.jobs > 1 and len(items) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else None)
+        with ProcessPoolExecutor(min(args.jobs, len(items)), mp_context=context) as pool:
+            results = list(pool.map(work, [source for _, source in items], chunksize=8))
+    else:
+        results = map(work, (source for _, source in items))
+    for (name, _), (digits, error) in zip(items, results):
+        yield name, digits, error
+
+
+def _prepare(source, max_digits: int):
+    """One image's digits, or the line that says why there are none (a picklable result)."""
+    from .preprocess import read_digits
+
+    try:
+        if isinstance(source, ImageError):
+            raise source
+        return read_digits(source, max_digits), None
+    except ImageError as e:
+        return None, describe(e)
+
+
+def _print_answer(name: str, digits, answer, args: argparse.Namespace, runtime: str) -> None:
+    if args.number:
+        if args.json:
+            print(json.dumps({"path": name, **answer.to_dict(), "runtime": runtime}))
+        else:
+            print(f"{name}: {answer.text} (lowest confidence {100 * answer.lowest_confidence:.1f}%)")
+        if args.show:
+            for prediction, digit in zip(answer.digits, answer.inputs):
+                print(f"{prediction.digit} ({100 * prediction.confidence:.1f}%)\n{render_ascii(digit)}")
+        return
+    if args.json:
+        print(json.dumps({"path": name, **answer.to_dict(args.top_k), "runtime": runtime}))
+    else:
+        line = f"{name}: {answer.digit} ({100 * answer.confidence:.1f}%)"
+        if args.top_k > 1:
+            line += "  then " + ", ".join(f"{d} ({100 * p:.1f}%)" for d, p in answer.top_k(args.top_k)[1:])
+        print(line)
+    if args.show:
+        print(render_ascii(digits.inputs[0]))
 
 
 class _VersionAction(argparse.Action):
@@ -192,18 +222,6 @@ class _VersionAction(argparse.Action):
         except PackageNotFoundError:  # running from a checkout
             print(f"{parser.prog} (not installed)")
         parser.exit()
-
-
-def _format(name: str, prediction, top_k: int, as_json: bool, runtime: str) -> str:
-    ranked = prediction.top_k(top_k)
-    if as_json:
-        return json.dumps({"path": name, "digit": prediction.digit, "confidence": round(prediction.confidence, 6),
-                           "top_k": [{"digit": d, "probability": round(p, 6)} for d, p in ranked],
-                           "runtime": runtime})
-    line = f"{name}: {prediction.digit} ({100 * prediction.confidence:.1f}%)"
-    if top_k > 1:
-        line += "  then " + ", ".join(f"{d} ({100 * p:.1f}%)" for d, p in ranked[1:])
-    return line
 
 
 def doctor_main(argv=None) -> None:

@@ -1,35 +1,59 @@
 """Any picture to the model's input, by MNIST's own recipe (the contract itself is `contract`):
-decode, find the ink, cut one line into digits (`segment`), and lay each digit out as MNIST did.
+decode (`picture`), find the ink, cut one line into digits (`segment`), and lay each digit out as
+MNIST did. Each stage is timed, so a user on a Pi sees where the time goes (`edge-classify -v`).
 """
 
 from __future__ import annotations
 
-import io
+import functools
 import math
-import os
-import warnings
-from typing import Any, Union
+import time
+from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from .contract import CENTRE, FIT_SIZE, IMAGE_SIZE, PIXEL_MAX
-from .errors import ImageError, NoDigitError, SeveralDigitsError
-from .segment import MAX_DIGITS, segment_digits
+from .contract import CENTRE, FIT_SIZE, IMAGE_SIZE
+from .errors import NoDigitError, SeveralDigitsError
+from .picture import IMAGE_EXTENSIONS, Box, ImageSource, Picture, WholePicture, median, open_picture
+from .segment import EDGE, MAX_DIGITS, STRONG, segment_digits
 
-# Refuse before decoding: a 100 MP image would take seconds and gigabytes to decode.
-MAX_PIXELS = 50_000_000
-# Photos are reduced to this long side before the ink is searched for; a digit needs no more.
-WORK_SIZE = 512
+__all__ = ["IMAGE_EXTENSIONS", "Box", "ImageSource", "FoundDigits", "read_digits", "find_digits",
+           "preprocess_image", "ink_map", "mnist_layout", "render_ascii"]
+
 # Ink weaker than this (fraction of full scale, after the background is removed) is no digit.
 MIN_CONTRAST = 0.15
 # Unless the background is perfectly flat (MNIST), normalised ink below this is paper texture or
 # compression ringing, not ink; flat images keep every level.
 TEXTURE_FLOOR = 0.1
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+# In the finder, normalised ink above this marks where the digits are: far below STRONG, since
+# the finder's averaging dims thin strokes (at 0.25, and a finder half as large, 1080p frames lost
+# a digit's edge now and then). Ink that still runs past the region's edge makes it the whole picture.
+FINDER_INK = 0.15
+# A line of digits is worked on reduced by the largest whole factor that leaves it at least this
+# many pixels tall. The model reads a 20-pixel digit, but measured against the full work scale on
+# held-out digits (1,000 per form, 600 numbers), lines of 32 to 48 pixels cost a measurable few:
+# 9 single digits lost for 1 gained in 640x480 frames, 12 touching numbers lost for 2 gained on
+# paper; at 72 none beyond noise (3 for 0, and 2 for 1). A 1080p frame's number is then a quarter
+# of the pixels, a 12 MP photo of a page held close a ninth.
+LINE_PIXELS = 72
+STAGES = ("decode", "ink", "segment", "layout")
+FRAME_SAMPLES = 4096  # the frame's pixels the paper is measured on, at most (every step-th one)
 
-Box = tuple[int, int, int, int]  # (left, top, right, bottom) in pixels, as PIL has boxes
-ImageSource = Union[str, "os.PathLike[str]", bytes, Image.Image, np.ndarray, Any]
+
+@dataclass(frozen=True)
+class FoundDigits:
+    """The digits of one line of handwriting, as the model will see them.
+
+    Attributes:
+      inputs: each digit's (28, 28) float32 model input, left to right.
+      boxes: each digit's (left, top, right, bottom) in the input's own pixels.
+      seconds: each stage's wall time, (stage, seconds) for the STAGES.
+    """
+
+    inputs: tuple[np.ndarray, ...]
+    boxes: tuple[Box, ...]
+    seconds: tuple[tuple[str, float], ...]
 
 
 def preprocess_image(source: ImageSource) -> np.ndarray:
@@ -37,217 +61,282 @@ def preprocess_image(source: ImageSource) -> np.ndarray:
 
     Args:
       source: a path, the bytes of an image file, a binary file object, a PIL image, or a numpy
-        array (H, W) or (H, W, 3|4), uint8 0-255 or float 0-1.
+        array (H, W) or (H, W, 3|4), uint8 0-255 or float 0-1: a camera frame goes in as it is.
     Returns:
       float32 array (28, 28) in [0, 1], ink light on dark.
     Raises:
       ImageError: the source is not a readable image (NoDigitError: it holds no ink), or it
-        holds several digits: one answer for them would be a guess (read them with find_digits).
+        holds several digits (SeveralDigitsError): one answer for them would be a guess.
     """
-    inputs, _ = find_digits(source)
-    if len(inputs) > 1:
-        raise SeveralDigitsError(len(inputs))
-    return inputs[0]
+    found = read_digits(source)
+    if len(found.inputs) > 1:
+        raise SeveralDigitsError(len(found.inputs))
+    return found.inputs[0]
 
 
 def find_digits(source: ImageSource, max_digits: int = MAX_DIGITS) -> tuple[list[np.ndarray], list[Box]]:
-    """Each digit of one line of handwriting as the model's input, left to right.
+    """Each digit of one line of handwriting as the model's input, left to right: `read_digits`'
+    inputs and boxes, as lists."""
+    found = read_digits(source, max_digits)
+    return list(found.inputs), list(found.boxes)
+
+
+def read_digits(source: ImageSource, max_digits: int = MAX_DIGITS) -> FoundDigits:
+    """Each digit of one line of handwriting as the model's input, left to right, with its box and
+    the time each stage took.
 
     Args:
       source: as for preprocess_image.
       max_digits: more digit-sized shapes than this is an error.
-    Returns:
-      (inputs: float32 (28, 28) arrays, boxes: (left, top, right, bottom) of each digit in the
-      image's own pixels).
     Raises:
-      ImageError: unreadable, no ink (NoDigitError), several lines, more than max_digits digits.
+      ImageError: unreadable, no ink (NoDigitError), several lines, more than max_digits digits
+        (TooManyDigitsError).
     """
-    image = load_image(source)
-    ink = ink_map(image)
+    clock = [time.perf_counter()]
+    picture = open_picture(source)
+    clock.append(time.perf_counter())
+    ink, (left, top), picture = ink_map(picture)
+    clock.append(time.perf_counter())
     segments = segment_digits(ink, max_digits)
     if not segments:
         raise NoDigitError("no digit found: no stroke stands out")
-    sx, sy = image.width / ink.shape[1], image.height / ink.shape[0]  # the ink map may be reduced
-    boxes = [(math.floor(g.left * sx), math.floor(g.top * sy), math.ceil(g.right * sx), math.ceil(g.bottom * sy))
-             for g in segments]
-    return [mnist_layout(g.ink) for g in segments], boxes
+    clock.append(time.perf_counter())
+    inputs = tuple(mnist_layout(g.ink) for g in segments)
+    clock.append(time.perf_counter())
+    sx = picture.original_size[0] / picture.work_size[0]
+    sy = picture.original_size[1] / picture.work_size[1]
+    boxes = tuple((math.floor((left + g.left) * sx), math.floor((top + g.top) * sy),
+                   math.ceil((left + g.right) * sx), math.ceil((top + g.bottom) * sy)) for g in segments)
+    return FoundDigits(inputs, boxes, tuple(zip(STAGES, np.diff(clock).tolist())))
 
 
-def load_image(source: ImageSource) -> Image.Image:
-    """Open and decode an image, refusing empty, foreign, truncated and oversized files.
+def ink_map(picture: Picture) -> tuple[np.ndarray, tuple[int, int], Picture]:
+    """Find the ink: grey levels with the paper removed, ink 1 and background 0, at the scale the
+    digits need, in the region of the picture that holds them.
 
-    Returns:
-      a decoded PIL image, EXIF orientation applied.
-    """
-    if isinstance(source, Image.Image):
-        return source
-    if isinstance(source, np.ndarray):
-        return _image_from_array(source)
-    if isinstance(source, (bytes, bytearray)):
-        if not source:
-            raise ImageError("empty input: zero bytes")
-        source = io.BytesIO(source)
-    elif isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        if not os.path.exists(path):
-            raise ImageError("no such file")
-        if os.path.isdir(path):
-            raise ImageError("is a folder, not an image")
-        if os.path.getsize(path) == 0:
-            raise ImageError("empty file: zero bytes")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS decides, below
-            image = Image.open(source)
-    except (UnidentifiedImageError, Image.DecompressionBombError):
-        raise ImageError("not an image Pillow can read") from None
-    except OSError as e:
-        raise ImageError(f"cannot open: {e.strerror or e}") from None
-    width, height = image.size
-    if width * height > MAX_PIXELS:
-        raise ImageError(
-            f"image is {width}x{height} ({width * height / 1e6:.0f} MP); "
-            f"the limit is {MAX_PIXELS / 1e6:.0f} MP"
-        )
-    try:
-        # JPEG can decode straight to a smaller size: much faster for photos.
-        image.draft("L" if image.mode in ("L", "RGB", "CMYK", "YCbCr") else None, (WORK_SIZE, WORK_SIZE))
-        image.load()
-        return ImageOps.exif_transpose(image)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError) as e:
-        raise ImageError(f"truncated or corrupt image ({e})") from None
-
-
-def _image_from_array(array: np.ndarray) -> Image.Image:
-    if array.ndim == 3 and array.shape[-1] in (3, 4):
-        if array.dtype != np.uint8:
-            array = _float_to_uint8(array)
-        return Image.fromarray(array, "RGB" if array.shape[-1] == 3 else "RGBA")
-    if array.ndim != 2 or min(array.shape) < 1:
-        raise ImageError(f"an image array must be (H, W) or (H, W, 3|4); got shape {array.shape}")
-    if array.dtype == np.uint8:
-        return Image.fromarray(array, "L")
-    return Image.fromarray(_unit_float(array), "F")
-
-
-def _unit_float(array: np.ndarray) -> np.ndarray:
-    if array.dtype == np.bool_:
-        return array.astype(np.float32)
-    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
-        raise ImageError(f"an image array must be numeric; got {array.dtype}")
-    if not np.all(np.isfinite(array)):
-        raise ImageError("the image array holds NaN or infinite values")
-    if array.min() < 0 or array.max() > 1:
-        raise ImageError("a float image array must hold values in [0, 1] (or pass uint8 0-255)")
-    return array.astype(np.float32)
-
-
-def _float_to_uint8(array: np.ndarray) -> np.ndarray:
-    return np.round(_unit_float(array) * PIXEL_MAX).astype(np.uint8)
-
-
-def ink_map(image: Image.Image) -> np.ndarray:
-    """Find the ink: grey levels with the paper removed, ink 1 and background 0.
-
-    Handles any mode (16-bit and float included), transparency, either polarity, and slow
-    background changes (shadows, uneven light), and reduces large images to WORK_SIZE.
+    Handles either polarity and slow background changes (shadows, uneven light). The finder
+    (`_finder_view`) sets the work scale from the line's height, and the region: outside it there
+    is no ink. A picture the finder sees no ink in is searched whole.
 
     Returns:
-      float32 array (H, W) in [0, 1].
+      (float32 array (h, w) in [0, 1], the region's (left, top) in work-scale pixels, the picture
+      at the work scale used).
     Raises:
       NoDigitError: nothing stands out from the background.
     """
-    gray, alpha = _gray_and_alpha(image)  # (H, W) in [0, 1] each
-    if alpha is not None:
-        if alpha.max() < 0.5:
-            raise NoDigitError("no digit found: the image is transparent")
-        opaque = gray[alpha >= 0.5]
-        # Put the ink on a background that contrasts with it: white ink on a transparent canvas
-        # must not vanish on white.
-        backdrop = 1.0 if _median(opaque) < 0.5 else 0.0
-        gray = gray * alpha + backdrop * (1.0 - alpha)
+    region = None
+    seen = _finder_view(picture) if picture.scalable else None
+    if seen is not None:
+        (left, top, right, bottom), line_height, finder_paper, finder_gray = seen
+        # The line's height as decoded, and the whole factor that leaves it LINE_PIXELS tall or more;
+        # used when it reduces more than the default work scale does.
+        factor = math.floor(line_height * picture.decoded_size[0] / picture.original_size[0] / LINE_PIXELS)
+        if factor > 1 and max(picture.decoded_size) / factor <= max(picture.work_size):
+            picture = picture.reduced(factor)
+        per = picture.work_size[0] / picture.original_size[0]  # work-scale pixels per pixel of the input
+        margin = EDGE + 2  # a stroke's faint edge lies beyond the finder's box
+        region = (max(0, math.floor(left * per) - margin), max(0, math.floor(top * per) - margin),
+                  min(picture.work_size[0], math.ceil(right * per) + margin),
+                  min(picture.work_size[1], math.ceil(bottom * per) + margin))
+    width, height = picture.work_size
+    # When the work scale is the finder's own reduction (a photo of one digit), its paper is measured.
+    reused = seen is not None and picture.small and picture.gray() is finder_gray
+    paper = finder_paper if reused else Paper.measure(picture)
+    whole = (0, 0, width, height)
+    box = region or whole
+    ink = _normalised_ink(picture, paper, box)
+    if box != whole and _reaches_inner_edge(ink, box, picture.work_size):
+        box = whole  # the finder missed ink that goes on past its region: search it all
+        ink = _normalised_ink(picture, paper, box)
+    return ink, box[:2], picture
 
-    frame = _frame(gray)
-    ink = 1.0 - gray if _median(frame) > 0.5 else gray  # dark ink on light paper: invert
-    ink = ink - _background(ink)
-    noise = max(0.0, _noise_level(_frame(ink)))
-    k = max(1, ink.size // 2000)  # the k-th largest: one hot pixel does not set the scale
-    peak = float(np.partition(ink.ravel(), ink.size - k)[ink.size - k])
-    if peak - noise < MIN_CONTRAST:
+
+def _normalised_ink(picture: Picture, paper: Paper, box: Box) -> np.ndarray:
+    """The ink of a box, scaled so that strong strokes reach 1, texture below TEXTURE_FLOOR cleared.
+
+    Raises:
+      NoDigitError: nothing stands out from the background.
+    """
+    width, height = picture.work_size
+    ink = paper.ink(picture.gray(box), box)
+    k = max(1, width * height // 2000)  # the k-th largest of the picture: one hot pixel does not set the scale
+    if ink.size < k:
+        box = (0, 0, width, height)
+        ink = paper.ink(picture.gray(box), box)
+    peak = _kth_largest(ink, k, paper.noise)
+    if peak - paper.noise < MIN_CONTRAST:
         raise NoDigitError("no digit found: nothing stands out from the background")
-    ink = np.clip((ink - noise) / (peak - noise), 0.0, 1.0).astype(np.float32)
-    if np.ptp(frame) > 0:  # not a flat synthetic background (MNIST): paper texture, JPEG ringing
+    ink = np.clip((ink - paper.noise) / (peak - paper.noise), 0.0, 1.0).astype(np.float32)
+    if paper.textured:  # not a flat synthetic background (MNIST): paper texture, JPEG ringing
         ink[ink < TEXTURE_FLOOR] = 0.0
     return ink
 
 
-def _gray_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
-    if has_alpha:
-        image = image.convert("RGBA")
-    elif image.mode.startswith("I") or image.mode == "F":
-        array = np.asarray(image, dtype=np.float64)
-        if array.ndim != 2:
-            raise ImageError(f"unsupported image mode {image.mode}")
-        top = 1.0 if image.mode == "F" and array.max() <= 1 else 255.0
-        if image.mode.startswith("I;16") or array.max() > 255:
-            top = 65535.0
-        image = Image.fromarray(np.clip(array / top, 0, 1).astype(np.float32), "F")
-    else:
-        image = image.convert("L")
-    if max(image.size) > WORK_SIZE:
-        image = image.copy()
-        image.thumbnail((WORK_SIZE, WORK_SIZE), Image.Resampling.BOX)
-    if has_alpha:
-        rgba = np.asarray(image, dtype=np.float32) / PIXEL_MAX
-        gray = np.asarray(image.convert("RGB").convert("L"), dtype=np.float32) / PIXEL_MAX
-        return gray, rgba[..., 3]
-    array = np.asarray(image, dtype=np.float32)
-    return (array if image.mode == "F" else array / PIXEL_MAX), None
+def _reaches_inner_edge(ink: np.ndarray, box: Box, size: tuple[int, int]) -> bool:
+    """Whether a stroke touches an edge of the box that is not the picture's own edge."""
+    edges = []
+    if box[0] > 0:
+        edges.append(ink[:, 0])
+    if box[1] > 0:
+        edges.append(ink[0])
+    if box[2] < size[0]:
+        edges.append(ink[:, -1])
+    if box[3] < size[1]:
+        edges.append(ink[-1])
+    return any(bool((edge > STRONG).any()) for edge in edges)
 
 
-def _median(values: np.ndarray) -> float:
-    """The (upper) median; np.median drags in numpy.ma, 12 ms of a cold start."""
-    values = np.ravel(values)
-    return float(np.partition(values, len(values) // 2)[len(values) // 2])
+def _kth_largest(values: np.ndarray, k: int, floor: float) -> float:
+    """The k-th largest value; only the values above `floor` are sorted when k of them are there."""
+    above = values[values > floor]
+    if len(above) < k:
+        above = values.ravel()
+    return float(np.partition(above, len(above) - k)[len(above) - k])
 
 
-def _frame(array: np.ndarray) -> np.ndarray:
-    """The outer frame of pixels: where the paper is, almost always."""
-    width = max(1, round(0.02 * min(array.shape)))
-    return np.concatenate(
-        [array[:width].ravel(), array[-width:].ravel(), array[:, :width].ravel(), array[:, -width:].ravel()]
-    )
+@dataclass(frozen=True)
+class Paper:
+    """What the frame of a picture (its outer 2%, where the paper is) says about the paper: which
+    way round the ink is, the paper's level under it, and its noise.
 
-
-def _background(ink: np.ndarray) -> np.ndarray | float:
-    """The paper's own level under the ink, so that shadows and uneven light are not ink.
-
-    Small images (MNIST itself, small scans) get a flat level. Larger ones get a smooth quadratic
-    surface fitted to the frame, where the paper is: it follows a shadow or a light fall-off across
-    the page, and, unlike a filter over the interior, it cannot mistake a bold stroke for paper.
+    Attributes:
+      size: the work-scale (width, height) the level is fitted over.
+      invert: dark ink on light paper: the grey levels are turned over to make ink high.
+      level: the paper's level, flat (one value) or a quadratic surface (six coefficients of 1, y,
+        x, y^2, x^2, xy over coordinates from -0.5 to 0.5).
+      noise: the level above which lies ink, not paper texture (after the level is removed).
+      textured: the frame is not perfectly flat (a photo or scan, not a synthetic digit).
     """
-    if max(ink.shape) <= 64:
-        return _median(_frame(ink))
-    height, width = ink.shape
-    rows, cols = np.mgrid[0:height, 0:width]
-    y, x = rows / max(height - 1, 1) - 0.5, cols / max(width - 1, 1) - 0.5
-    terms = [np.ones_like(y), y, x, y * y, x * x, x * y]
-    basis = np.stack([_frame(t) for t in terms], axis=1)  # (frame pixels, 6)
-    frame = _frame(ink)
-    paper = np.ones(len(frame), bool)
-    for _ in range(2):  # fit, then refit without the frame pixels that are ink (a digit may touch the edge)
-        coefficients = np.linalg.lstsq(basis[paper], frame[paper], rcond=None)[0]
-        residual = frame - basis @ coefficients
-        paper = residual <= _noise_level(residual)
-    return sum(c * t for c, t in zip(coefficients, terms)).astype(np.float32)
+
+    size: tuple[int, int]
+    invert: bool
+    level: tuple[float, ...]
+    noise: float
+    textured: bool
+
+    @classmethod
+    def measure(cls, picture: Picture) -> Paper:
+        width, height = picture.work_size
+        frame = _frame(width, height)
+        if picture.small or isinstance(picture, WholePicture):  # its pixels are at hand: index them
+            sample = picture.gray().ravel()[frame.index]
+        else:
+            sample = np.concatenate([picture.gray(b).ravel() for b in frame.strips])[:: frame.step]
+        invert = median(sample) > 0.5  # dark ink on light paper
+        ink = 1.0 - sample if invert else sample
+        if frame.basis is None:  # small images (MNIST itself, small scans): a flat level
+            level = (median(ink),)
+            residual = ink - np.float32(level[0])
+        else:
+            # A smooth surface fitted to the frame follows a shadow or a light fall-off across the
+            # page, and, unlike a filter over the interior, cannot mistake a bold stroke for paper.
+            # Least squares by the 6x6 normal equations (the terms are well scaled): fit, then refit
+            # without the frame pixels that are ink (a digit may touch the edge).
+            basis = frame.basis
+            coefficients = _least_squares(basis, ink, frame.gram)
+            residual = ink - basis @ coefficients
+            paper = residual <= _noise_level(residual)
+            coefficients = _least_squares(basis[paper], ink[paper])
+            level = tuple(float(c) for c in coefficients)
+            residual = ink - (basis @ coefficients).astype(np.float32)
+        return cls((width, height), invert, level, max(0.0, _noise_level(residual)), bool(np.ptp(sample) > 0))
+
+    def ink(self, gray: np.ndarray, box: Box) -> np.ndarray:
+        """The ink of `gray`, the work-scale pixels of `box`: turned ink-up, the paper's level removed."""
+        ink = 1.0 - gray if self.invert else gray
+        return ink - self.level_at(np.arange(box[1], box[3]), np.arange(box[0], box[2]))
+
+    def level_at(self, rows: np.ndarray, cols: np.ndarray):
+        """The paper's level on the grid of these work-scale rows and columns: float32 (len(rows),
+        len(cols)), or one number where it is flat."""
+        if len(self.level) == 1:
+            return self.level[0]
+        width, height = self.size
+        c0, cy, cx, cyy, cxx, cxy = self.level
+        y, x = rows / max(height - 1, 1) - 0.5, cols / max(width - 1, 1) - 0.5
+        level = (c0 + cy * y + cyy * y * y)[:, None] + (cx * x + cxx * x * x)[None, :] + cxy * np.outer(y, x)
+        return level.astype(np.float32)
+
+
+def _least_squares(basis: np.ndarray, values: np.ndarray, gram: np.ndarray | None = None) -> np.ndarray:
+    """The coefficients fitting basis @ c to values: by the 6x6 normal equations (the terms are
+    well scaled), or, where they are singular (a picture one pixel high), by a full least squares."""
+    try:
+        return np.linalg.solve(basis.T @ basis if gram is None else gram, basis.T @ values)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(basis, values, rcond=None)[0]
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """The frame of a (width, height) picture: its outer 2% (at least a pixel), where the paper is,
+    taken as four strips (top, bottom, left, right), and every step-th of its pixels measured.
+
+    Attributes:
+      strips: the four boxes.
+      step: every step-th frame pixel is measured (a large picture's frame holds tens of thousands).
+      index: the measured pixels' indices in the whole picture's raveled pixels.
+      basis: (pixels, 6) the quadratic's terms 1, y, x, y^2, x^2, xy at those pixels, coordinates
+        from -0.5 to 0.5; None where the picture is small enough (64 or less) for a flat level.
+      gram: basis.T @ basis.
+    """
+
+    strips: tuple[Box, ...]
+    step: int
+    index: np.ndarray
+    basis: np.ndarray | None
+    gram: np.ndarray | None
+
+
+@functools.lru_cache(maxsize=32)  # frames of one camera, or one scanner, are all of one size
+def _frame(width: int, height: int) -> _Frame:
+    edge = max(1, round(0.02 * min(width, height)))
+    strips = ((0, 0, width, edge), (0, height - edge, width, height), (0, 0, edge, height),
+              (width - edge, 0, width, height))
+    rows = np.concatenate([np.repeat(np.arange(b[1], b[3]), b[2] - b[0]) for b in strips])
+    cols = np.concatenate([np.tile(np.arange(b[0], b[2]), b[3] - b[1]) for b in strips])
+    step = math.ceil(len(rows) / FRAME_SAMPLES)
+    rows, cols = rows[::step], cols[::step]
+    index = rows * width + cols
+    basis = gram = None
+    if max(width, height) > 64:
+        y, x = rows / max(height - 1, 1) - 0.5, cols / max(width - 1, 1) - 0.5
+        basis = np.stack([np.ones_like(y), y, x, y * y, x * x, x * y], axis=1)
+        gram = basis.T @ basis
+    for array in (index, basis, gram):
+        if array is not None:
+            array.flags.writeable = False  # shared between calls and threads
+    return _Frame(strips, step, index, basis, gram)
+
+
+def _finder_view(picture: Picture) -> tuple[Box, float, Paper, np.ndarray] | None:
+    """Where the ink is (with two finder pixels around it: they are coarse) and how tall its line
+    is, in the input's own pixels, from the finder: the same recipe on a copy about FINDER_SIZE
+    long; and the finder's paper and pixels. None when the finder sees no ink (then the picture is
+    searched whole, at the default work scale)."""
+    small, span = picture.finder()
+    height, width = small.shape
+    paper = Paper.measure(WholePicture(small))
+    ink = paper.ink(small, (0, 0, width, height))
+    peak = _kth_largest(ink, max(1, ink.size // 2000), paper.noise)
+    if peak - paper.noise < MIN_CONTRAST:
+        return None
+    strong = (ink - paper.noise) > FINDER_INK * (peak - paper.noise)
+    rows, cols = np.flatnonzero(strong.any(axis=1)), np.flatnonzero(strong.any(axis=0))
+    # The line's height: the tallest run of rows with ink (a speck above it is a run of its own).
+    breaks = np.flatnonzero(np.diff(rows) > 1)
+    firsts, lasts = np.concatenate([[0], breaks + 1]), np.concatenate([breaks, [len(rows) - 1]])
+    line_height = float((rows[lasts] - rows[firsts] + 1).max()) * span
+    box = (max(0, math.floor((cols[0] - 2) * span)), max(0, math.floor((rows[0] - 2) * span)),
+           math.ceil((cols[-1] + 3) * span), math.ceil((rows[-1] + 3) * span))
+    return box, line_height, paper, small
 
 
 def _noise_level(values: np.ndarray) -> float:
     """Median plus four robust standard deviations: above it lies ink, not paper texture."""
-    median = _median(values)
-    spread = 1.4826 * _median(np.abs(values - median))
-    return median + 4.0 * spread
+    middle = median(values)
+    spread = 1.4826 * median(np.abs(values - middle))
+    return middle + 4.0 * spread
 
 
 def mnist_layout(ink: np.ndarray) -> np.ndarray:
@@ -281,7 +370,7 @@ def mnist_layout(ink: np.ndarray) -> np.ndarray:
 
 def _ink_box(ink: np.ndarray) -> tuple[int, int, int, int]:
     """The digit's bounding box: strong ink without lone specks, widened to its faint edges."""
-    strong = ink > 0.4
+    strong = ink > STRONG
     # A strong pixel counts when at least two of its eight neighbours are strong too.
     height, width = strong.shape
     padded = np.zeros((height + 2, width + 2), np.int8)  # not np.pad: its import costs 50 ms of start-up

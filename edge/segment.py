@@ -41,44 +41,46 @@ class Segment:
     ink: np.ndarray  # (bottom - top, right - left) float32 in [0, 1]
 
 
-def label_runs(mask: np.ndarray) -> tuple[list[tuple[int, int, int]], list[int]]:
-    """8-connected components of a boolean image, by runs.
+def label_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """8-connected components of a boolean image, by runs, in whole-array operations.
 
     Returns:
-      runs: (row, start, stop) of every horizontal run of True;
-      labels: each run's component, numbered from 0 in order of first appearance.
+      runs: (n, 3) int (row, start, stop) of every horizontal run of True, in raster order;
+      labels: (n,) each run's component, numbered from 0 in order of first appearance.
     """
-    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), np.int8)
+    height, width = mask.shape
+    padded = np.zeros((height, width + 2), np.int8)
     padded[:, 1:-1] = mask
     edges = np.diff(padded, axis=1)
     rows, starts = np.nonzero(edges == 1)
-    _, stops = np.nonzero(edges == -1)
-    runs = list(zip(rows.tolist(), starts.tolist(), stops.tolist()))
-    parent = list(range(len(runs)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    previous: list[int] = []  # runs of the row above
-    current: list[int] = []
-    row = -1
-    for i, (r, start, stop) in enumerate(runs):
-        if r != row:
-            previous = current if r == row + 1 else []
-            current, row = [], r
-        for j in previous:
-            _, s, e = runs[j]
-            if s <= stop and e >= start:  # touching diagonally counts: 8-connectivity
-                a, b = find(i), find(j)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
-        current.append(i)
-    roots: dict[int, int] = {}
-    labels = [roots.setdefault(find(i), len(roots)) for i in range(len(runs))]
-    return runs, labels
+    stops = np.nonzero(edges == -1)[1]
+    runs = np.stack([rows, starts, stops], axis=1)
+    if len(runs) == 0:
+        return runs, np.zeros(0, np.intp)
+    # Runs i (row r) and j (row r - 1) touch, diagonally too, when start_j <= stop_i and stop_j >= start_i.
+    # Keyed by row * span + column, the runs of row r - 1 touching run i are one contiguous range.
+    span = width + 3
+    start_keys, stop_keys = rows * span + starts, rows * span + stops
+    above = (rows - 1) * span
+    first = np.searchsorted(stop_keys, above + starts, "left")
+    last = np.searchsorted(start_keys, above + stops, "right")
+    counts = np.maximum(last - first, 0)
+    ours = np.repeat(np.arange(len(runs)), counts)
+    theirs = np.repeat(first, counts) + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    # Union by the smaller index, then pointer jumping: each component's root is its first run.
+    parent = np.arange(len(runs))
+    while True:
+        a, b = parent[ours], parent[theirs]
+        apart = a != b
+        if not apart.any():
+            break
+        np.minimum.at(parent, np.maximum(a[apart], b[apart]), np.minimum(a[apart], b[apart]))
+        while True:
+            jumped = parent[parent]
+            if np.array_equal(jumped, parent):
+                break
+            parent = jumped
+    return runs, np.unique(parent, return_inverse=True)[1]
 
 
 @dataclass(eq=False)
@@ -88,25 +90,29 @@ class _Group:
     left: int
     right: int
     area: int
-    runs: list
+    runs: np.ndarray  # (n, 3) row, start, stop
 
     def absorb(self, other: _Group) -> None:
         self.top, self.bottom = min(self.top, other.top), max(self.bottom, other.bottom)
         self.left, self.right = min(self.left, other.left), max(self.right, other.right)
         self.area += other.area
-        self.runs += other.runs
+        self.runs = np.concatenate([self.runs, other.runs])
 
 
 def _components(mask: np.ndarray) -> list[_Group]:
     runs, labels = label_runs(mask)
-    groups: dict[int, _Group] = {}
-    for (r, s, e), label in zip(runs, labels):
-        g = groups.get(label)
-        if g is None:
-            groups[label] = _Group(r, r + 1, s, e, e - s, [(r, s, e)])
-        else:
-            g.absorb(_Group(r, r + 1, s, e, e - s, [(r, s, e)]))
-    return list(groups.values())
+    if len(runs) == 0:
+        return []
+    order = np.argsort(labels, kind="stable")
+    bounds = np.flatnonzero(np.diff(labels[order])) + 1
+    starts = np.concatenate([[0], bounds])
+    ordered = runs[order]
+    rows, lefts, rights = ordered[:, 0], ordered[:, 1], ordered[:, 2]
+    tops, bottoms = np.minimum.reduceat(rows, starts), np.maximum.reduceat(rows, starts) + 1
+    left, right = np.minimum.reduceat(lefts, starts), np.maximum.reduceat(rights, starts)
+    areas = np.add.reduceat(rights - lefts, starts)
+    return [_Group(int(t), int(b), int(le), int(r), int(a), part)
+            for t, b, le, r, a, part in zip(tops, bottoms, left, right, areas, np.split(ordered, bounds))]
 
 
 def _merge_same_digit(groups: list[_Group], tallest: int) -> list[_Group]:
@@ -148,9 +154,11 @@ def _segment_of(ink: np.ndarray, group: _Group) -> Segment:
     box widened by the edges' reach."""
     top, left = max(0, group.top - EDGE), max(0, group.left - EDGE)
     bottom, right = min(ink.shape[0], group.bottom + EDGE), min(ink.shape[1], group.right + EDGE)
-    mask = np.zeros((bottom - top, right - left), bool)
-    for r, s, e in group.runs:
-        mask[r - top, s - left : e - left] = True
+    cover = np.zeros((bottom - top, right - left + 1), np.int32)  # +1 at each run's start, -1 past its end
+    rows = group.runs[:, 0] - top
+    np.add.at(cover, (rows, group.runs[:, 1] - left), 1)
+    np.add.at(cover, (rows, group.runs[:, 2] - left), -1)
+    mask = np.cumsum(cover, axis=1)[:, :-1] > 0
     for _ in range(EDGE):  # grow by a 3x3 square, EDGE times
         mask[1:] |= mask[:-1]
         mask[:-1] |= mask[1:]
@@ -194,15 +202,12 @@ def _check_one_line(strong: np.ndarray) -> None:
     between them. (A digit broken across, or a 5's bar drawn apart, leaves a narrow gap, or a
     thin band.)"""
     rows = strong.sum(axis=1)
-    bands, start = [], None  # (first row, end row, ink)
-    for r, count in enumerate([*rows.tolist(), 0]):
-        if count and start is None:
-            start = r
-        elif not count and start is not None:
-            bands.append((start, r, int(rows[start:r].sum())))
-            start = None
-    if len(bands) < 2:
+    inked = np.concatenate([[0], rows > 0, [0]]).astype(np.int8)
+    firsts, ends = np.flatnonzero(np.diff(inked) == 1), np.flatnonzero(np.diff(inked) == -1)
+    if len(firsts) < 2:
         return
+    totals = np.add.reduceat(rows, firsts)  # each band's ink (the rows between bands hold none)
+    bands = list(zip(firsts.tolist(), ends.tolist(), totals.tolist()))
     tallest, total = max(b - a for a, b, _ in bands), sum(ink for _, _, ink in bands)
     lines = [(a, b) for a, b, ink in bands if b - a >= LINE_HEIGHT * tallest and ink >= LINE_INK * total]
     apart = sum(1 for (a0, b0), (a1, b1) in zip(lines, lines[1:]) if a1 - b0 >= LINE_GAP * min(b0 - a0, b1 - a1))

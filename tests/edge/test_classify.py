@@ -87,6 +87,19 @@ def test_cli_human_output_show_and_verbose(int8_model, digit_files):
     assert first.startswith(f"{image}: ") and first.endswith("%)")
     assert len(done.stdout.splitlines()) == 1 + 28
     assert "loaded" in done.stderr and "inference" in done.stderr
+    # each image's stages, so a user on a Pi sees where the time goes
+    stages = next(line for line in done.stderr.splitlines() if line.startswith(f"{image}: "))
+    assert [part.split()[0] for part in stages.split(": ", 1)[1].split(", ")] == ["decode", "ink", "segment", "layout"]
+
+
+def test_cli_jobs_prepare_side_by_side_with_the_same_answers_in_order(int8_model, digit_files, tmp_path):
+    (tmp_path / "text.png").write_text("not an image")
+    images = [*sorted((digit_files / "paper").iterdir())[:40], tmp_path / "text.png"]
+    args = (*map(str, images), "--model", str(int8_model), "--json")
+    one, two = (run_cli(*EDGE_CLASSIFY, *args, "--jobs", jobs, check=False) for jobs in ("1", "2"))
+    assert one.returncode == two.returncode == 1  # the bad image fails alone, in both
+    assert one.stdout == two.stdout and len(one.stdout.splitlines()) == 40
+    assert one.stderr == two.stderr and "text.png: error: not an image" in two.stderr
 
 
 def test_cli_reads_standard_input(int8_model, digit_files):

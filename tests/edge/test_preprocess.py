@@ -16,7 +16,8 @@ from PIL import Image
 from benchmarks.forms import off_centre_transparent, paper_photo
 from lstm_edge.edge import ImageError, NoDigitError, preprocess_image, scale_pixels
 from lstm_edge.edge.contract import IMAGE_SIZE
-from lstm_edge.edge.preprocess import MAX_PIXELS, render_ascii
+from lstm_edge.edge.picture import MAX_PIXELS
+from lstm_edge.edge.preprocess import render_ascii
 
 
 def centre_of_mass(digit):
