@@ -289,5 +289,62 @@ def bench_main(argv=None) -> None:
               f"{r.p99_us:>10.1f}{r.invoke_p50_us:>11.1f}{r.digits_per_second:>12,.0f}{r.batch_size:>7}")
 
 
+TOKEN_ENV = "LSTM_EDGE_TOKEN"
+
+
+def serve_main(argv=None) -> None:
+    """`edge-serve`: the classifier as a web service (`serve`); 2 for usage errors and a model that
+    cannot be used."""
+    parser = argparse.ArgumentParser(prog="edge-serve", description="Serve the digit classifier over HTTP: "
+                                     "POST /classify and /number, GET /health, /metrics, /openapi.json, and a "
+                                     "page to draw on at /.")
+    parser.add_argument("--model", help=MODEL_HELP)
+    parser.add_argument("--runtime", choices=("auto", *RUNTIMES), default="auto", help="the TFLite interpreter")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every network)")
+    parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free one)")
+    parser.add_argument("--token", default=os.environ.get(TOKEN_ENV) or None,
+                        help=f"require `Authorization: Bearer TOKEN` on the API (default: ${TOKEN_ENV}, which "
+                             "keeps it out of the process list; else none)")
+    parser.add_argument("--max-bytes", type=int, default=10 * 1024 * 1024, metavar="N",
+                        help="refuse image bodies over N bytes (default 10 MB)")
+    parser.add_argument("--read-timeout", type=float, default=30.0, metavar="S",
+                        help="seconds an upload may take to arrive before it is refused (default 30)")
+    parser.add_argument("--threads", type=int, default=None, help="interpreter threads")
+    parser.add_argument("--version", action=_VersionAction, nargs=0, help="show the version and exit")
+    args = parser.parse_args(argv)
+    if args.max_bytes < 1 or not 0 <= args.port <= 65535 or not args.read_timeout > 0:
+        parser.error("--max-bytes must be at least 1, --port from 0 to 65535, --read-timeout above 0")
+    try:
+        import uvicorn
+
+        from .serve import create_app, listen
+    except ImportError as e:
+        print(f"edge-serve: error: {e.name or e} is not installed: pip install 'lstm-edge[serve]'", file=sys.stderr)
+        sys.exit(USAGE_ERROR)
+    from .classifier import DigitClassifier
+
+    path = model_path(args.model)
+    try:
+        classifier = DigitClassifier(path, runtime=args.runtime, threads=args.threads)
+    except EdgeError as e:
+        print(f"edge-serve: error: {describe(e)}", file=sys.stderr)
+        sys.exit(USAGE_ERROR)
+    try:
+        listener = listen(args.host, args.port)
+    except OSError as e:
+        print(f"edge-serve: error: cannot listen on {args.host}:{args.port} ({e.strerror or e})", file=sys.stderr)
+        sys.exit(USAGE_ERROR)
+    host, port = listener.getsockname()[:2]
+    if args.token is None and host not in ("127.0.0.1", "::1", "localhost"):
+        print(f"edge-serve: warning: listening on {host} without --token: anyone on the network can use it",
+              file=sys.stderr)
+    app = create_app(classifier, path, token=args.token, max_bytes=args.max_bytes, explain=describe,
+                     read_timeout=args.read_timeout)
+    print(f"edge-serve: http://{host}:{port}/ ({path} on {classifier.runtime})", file=sys.stderr, flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server.run(sockets=[listener])
+
+
 if __name__ == "__main__":
     classify_main()

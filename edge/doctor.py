@@ -238,17 +238,44 @@ def self_test(path: str, runtime: str, sidecar: str, manifest: dict, compare_flo
         elif "numpy" in failure.lower():
             advice = "pip install 'numpy<2'"
         return [Check("runtime", "fail", f"{runtime} cannot run the model: {failure[:300]}", advice)], {}
-    import numpy as np
-
     io = result["io"]
     checks = [Check("runtime", "ok", f"{result['runtime']} {result['version']} runs it: {io['input']['dtype']} "
-                    f"{io['input']['shape']} -> {io['output']['dtype']} {io['output']['shape']}")]
+                    f"{io['input']['shape']} -> {io['output']['dtype']} {io['output']['shape']}"),
+              golden_check(sidecar, manifest, result["runtime"], io, result["outputs"])]
+    figures = {"p50_us": result["p50_us"], "float32_p50_us": result.get("float_p50_us")}
+    speed = f"batch-1 p50 {result['p50_us']:.0f} us over {TIMED_INVOKES} invokes, one thread"
+    if result.get("float_p50_us") is not None:
+        speed += f"; the float32 model beside it: {result['float_p50_us']:.0f} us"
+    checks.append(Check("speed", "ok", speed))
+    return checks, figures
+
+
+def golden_digits(sidecar: str):
+    """The golden digits as the model's input: float32 (N, 28, 28) in [0, 1]."""
+    import numpy as np
+
+    from .contract import scale_pixels
+
+    with np.load(sidecar) as golden:
+        return scale_pixels(golden["digits"])
+
+
+def golden_check(sidecar: str, manifest: dict, runtime: str, io: dict, outputs) -> Check:
+    """This device's outputs for the golden digits, held to the answers exported on `runtime` (or
+    on the first runtime the export verified, where that one is not among them).
+
+    Args:
+      io: the model's input and output contract (runtime.TFLiteModel.io_contract).
+      outputs: (N, 10) the probabilities here.
+    """
+    import numpy as np
+
     with np.load(sidecar) as golden:
         exported = {k.removeprefix("outputs-"): golden[k] for k in golden.files if k.startswith("outputs-")}
-    reference_runtime = result["runtime"] if result["runtime"] in exported else next(iter(exported))
+    reference_runtime = runtime if runtime in exported else next(iter(exported))
     quantized = io["output"]["dtype"] != "float32"
     tolerance = INT8_TOLERANCE_STEPS * io["output"]["scale"] if quantized else FLOAT_TOLERANCE
-    actual = np.array(result["outputs"], np.float32)
+    actual = np.asarray(outputs, np.float32)
     failures = compare_outputs(exported[reference_runtime], actual, tolerance)
     worst = float(np.max(np.abs(actual - exported[reference_runtime])))
     how = (f"{INT8_TOLERANCE_STEPS} output steps of {io['output']['scale']:.6f}" if quantized else "float32")
@@ -256,17 +283,10 @@ def self_test(path: str, runtime: str, sidecar: str, manifest: dict, compare_flo
     detail = (f"{len(actual) - len(failures)}/{len(actual)} digits as exported on {reference_runtime} "
               f"({export_cpu}); largest probability difference {worst:.4f}, tolerance {tolerance:.4f} ({how})")
     if failures:
-        checks.append(Check("self-test", "fail", detail + "; " + "; ".join(failures[:3]),
-                            "this device computes other answers: report it with `edge-doctor --json`, and try "
-                            "the other runtime (--runtime)"))
-    else:
-        checks.append(Check("self-test", "ok", detail))
-    figures = {"p50_us": result["p50_us"], "float32_p50_us": result.get("float_p50_us")}
-    speed = f"batch-1 p50 {result['p50_us']:.0f} us over {TIMED_INVOKES} invokes, one thread"
-    if result.get("float_p50_us") is not None:
-        speed += f"; the float32 model beside it: {result['float_p50_us']:.0f} us"
-    checks.append(Check("speed", "ok", speed))
-    return checks, figures
+        return Check("self-test", "fail", detail + "; " + "; ".join(failures[:3]),
+                     "this device computes other answers: report it with `edge-doctor --json`, and try "
+                     "the other runtime (--runtime)")
+    return Check("self-test", "ok", detail)
 
 
 def diagnose(path: str, runtime: str = "auto") -> Report:
@@ -300,11 +320,9 @@ def _golden_run(path: str, runtime: str, sidecar: str, float_sibling: Optional[s
     import numpy as np
 
     from .bench import latencies_us
-    from .contract import scale_pixels
     from .runtime import TFLiteModel
 
-    with np.load(sidecar) as golden:
-        digits = scale_pixels(golden["digits"])
+    digits = golden_digits(sidecar)
     model = TFLiteModel(path, runtime=runtime, threads=1)
     result = {"runtime": model.runtime.name, "version": model.runtime.version, "io": model.io_contract(),
               "outputs": model.predict(digits).tolist(),

@@ -13,11 +13,18 @@ ARM_CORES = {"0xc07": "Cortex-A7", "0xd03": "Cortex-A53", "0xd04": "Cortex-A35",
 
 
 def cpu_model() -> str:
-    """The CPU's name: x86's model name, an ARM core's name from its part number, or the machine."""
+    """The CPU's name: x86's model name, an ARM core's name from its part number, or the machine.
+
+    A virtual machine's x86 name can be as bare as "AMD EPYC", which hides the generation that
+    decides rounding and kernel speed: such a name gets its family and model (and AMD's core
+    generation), e.g. "AMD EPYC family 26 model 2 (Zen 5)"."""
     info = cpuinfo()
     for key in ("model name", "Model"):
         if key in info and not info[key].startswith("ARMv"):
-            return info[key]
+            name = info[key]
+            if key == "model name" and not any(c.isdigit() for c in name) and "cpu family" in info:
+                name += " " + _x86_generation(info.get("vendor_id", ""), info["cpu family"], info.get("model", "?"))
+            return name
     if info.get("CPU part") in ARM_CORES:
         return ARM_CORES[info["CPU part"]]
     return info.get("model name") or platform.processor() or platform.machine()
@@ -35,6 +42,18 @@ def cpu_features() -> dict[str, bool]:
     else:
         wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni")
     return {name: name in flags for name in wanted}
+
+
+def _x86_generation(vendor: str, family: str, model: str) -> str:
+    """"family F model M", with AMD's Zen generation, "(Zen 5)", where the family and model say it."""
+    text = f"family {family} model {model}"
+    if vendor != "AuthenticAMD" or not (family.isdigit() and model.isdigit()):
+        return text
+    family_, model_ = int(family), int(model)
+    zen = {23: "Zen 2" if model_ >= 0x30 else "Zen", 26: "Zen 5"}.get(family_)
+    if family_ == 25:
+        zen = "Zen 4" if 0x10 <= model_ <= 0x1F or 0x60 <= model_ <= 0x7F or 0xA0 <= model_ <= 0xAF else "Zen 3"
+    return f"{text} ({zen})" if zen else text
 
 
 def describe() -> dict:

@@ -248,7 +248,10 @@ def _decode(source) -> tuple[Image.Image, tuple[int, int]]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS decides, below
             image = Image.open(source)
-    except (UnidentifiedImageError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:
+        raise ImageError(f"the image claims more pixels than Pillow will decode (a decompression bomb?); "
+                         f"the limit is {MAX_PIXELS / 1e6:.0f} MP") from None
+    except UnidentifiedImageError:
         raise ImageError("not an image Pillow can read") from None
     except OSError as e:
         raise ImageError(f"cannot open: {e.strerror or e}") from None

@@ -224,7 +224,7 @@ class Paper:
             sample = np.concatenate([picture.gray(b).ravel() for b in frame.strips])[:: frame.step]
         invert = median(sample) > 0.5  # dark ink on light paper
         ink = 1.0 - sample if invert else sample
-        if frame.basis is None:  # small images (MNIST itself, small scans): a flat level
+        if frame.terms is None:  # small images (MNIST itself, small scans): a flat level
             level = (median(ink),)
             residual = ink - np.float32(level[0])
         else:
@@ -232,13 +232,13 @@ class Paper:
             # page, and, unlike a filter over the interior, cannot mistake a bold stroke for paper.
             # Least squares by the 6x6 normal equations (the terms are well scaled): fit, then refit
             # without the frame pixels that are ink (a digit may touch the edge).
-            basis = frame.basis
-            coefficients = _least_squares(basis, ink, frame.gram)
-            residual = ink - basis @ coefficients
+            terms = frame.terms
+            coefficients = _least_squares(terms, ink, frame.gram)
+            residual = ink - _fitted(coefficients, terms)
             paper = residual <= _noise_level(residual)
-            coefficients = _least_squares(basis[paper], ink[paper])
+            coefficients = _least_squares(terms[:, paper], ink[paper])
             level = tuple(float(c) for c in coefficients)
-            residual = ink - (basis @ coefficients).astype(np.float32)
+            residual = ink - _fitted(coefficients, terms).astype(np.float32)
         return cls((width, height), invert, level, max(0.0, _noise_level(residual)), bool(np.ptp(sample) > 0))
 
     def ink(self, gray: np.ndarray, box: Box) -> np.ndarray:
@@ -258,13 +258,25 @@ class Paper:
         return level.astype(np.float32)
 
 
-def _least_squares(basis: np.ndarray, values: np.ndarray, gram: np.ndarray | None = None) -> np.ndarray:
-    """The coefficients fitting basis @ c to values: by the 6x6 normal equations (the terms are
-    well scaled), or, where they are singular (a picture one pixel high), by a full least squares."""
+def _least_squares(terms: np.ndarray, values: np.ndarray, gram: np.ndarray | None = None) -> np.ndarray:
+    """The coefficients c fitting c @ terms to values: by the 6x6 normal equations (the terms are
+    well scaled), or, where they are singular (a picture one pixel high), by a full least squares.
+
+    A product of a matrix and a vector is einsum's here, not BLAS's: OpenBLAS shares one this
+    size (gemv, 4096 x 6) with its other threads, which then spin for milliseconds after it,
+    waiting for more: one more core taken at 100% for nothing (`edge-classify` measured 1.9 cores
+    busy for one core's work; a server's clients, and `--jobs`, need that core)."""
+    values = values.astype(np.float64)
+    right = np.einsum("ij,j->i", terms, values)
     try:
-        return np.linalg.solve(basis.T @ basis if gram is None else gram, basis.T @ values)
+        return np.linalg.solve(terms @ terms.T if gram is None else gram, right)  # gemm: 6x6xN stays on one thread
     except np.linalg.LinAlgError:
-        return np.linalg.lstsq(basis, values, rcond=None)[0]
+        return np.linalg.lstsq(terms.T, values, rcond=None)[0]
+
+
+def _fitted(coefficients: np.ndarray, terms: np.ndarray) -> np.ndarray:
+    """The fitted surface, c @ terms, at the terms' pixels (einsum, not BLAS: see _least_squares)."""
+    return np.einsum("i,ij->j", coefficients, terms)
 
 
 @dataclass(frozen=True)
@@ -276,15 +288,15 @@ class _Frame:
       strips: the four boxes.
       step: every step-th frame pixel is measured (a large picture's frame holds tens of thousands).
       index: the measured pixels' indices in the whole picture's raveled pixels.
-      basis: (pixels, 6) the quadratic's terms 1, y, x, y^2, x^2, xy at those pixels, coordinates
+      terms: (6, pixels) the quadratic's terms 1, y, x, y^2, x^2, xy at those pixels, coordinates
         from -0.5 to 0.5; None where the picture is small enough (64 or less) for a flat level.
-      gram: basis.T @ basis.
+      gram: terms @ terms.T.
     """
 
     strips: tuple[Box, ...]
     step: int
     index: np.ndarray
-    basis: np.ndarray | None
+    terms: np.ndarray | None
     gram: np.ndarray | None
 
 
@@ -298,15 +310,15 @@ def _frame(width: int, height: int) -> _Frame:
     step = math.ceil(len(rows) / FRAME_SAMPLES)
     rows, cols = rows[::step], cols[::step]
     index = rows * width + cols
-    basis = gram = None
+    terms = gram = None
     if max(width, height) > 64:
         y, x = rows / max(height - 1, 1) - 0.5, cols / max(width - 1, 1) - 0.5
-        basis = np.stack([np.ones_like(y), y, x, y * y, x * x, x * y], axis=1)
-        gram = basis.T @ basis
-    for array in (index, basis, gram):
+        terms = np.stack([np.ones_like(y), y, x, y * y, x * x, x * y])
+        gram = terms @ terms.T
+    for array in (index, terms, gram):
         if array is not None:
             array.flags.writeable = False  # shared between calls and threads
-    return _Frame(strips, step, index, basis, gram)
+    return _Frame(strips, step, index, terms, gram)
 
 
 def _finder_view(picture: Picture) -> tuple[Box, float, Paper, np.ndarray] | None:
@@ -359,8 +371,8 @@ def mnist_layout(ink: np.ndarray) -> np.ndarray:
     height, width = digit.shape
     mass = digit.sum()
     rows, cols = np.arange(height), np.arange(width)
-    centre_y = float(digit.sum(axis=1) @ rows / mass)
-    centre_x = float(digit.sum(axis=0) @ cols / mass)
+    centre_y = float((digit.sum(axis=1) * rows).sum() / mass)  # not `@`: see _least_squares
+    centre_x = float((digit.sum(axis=0) * cols).sum() / mass)
     y = min(max(round(CENTRE - centre_y), 0), IMAGE_SIZE - height)
     x = min(max(round(CENTRE - centre_x), 0), IMAGE_SIZE - width)
     canvas = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.float32)

@@ -35,8 +35,9 @@ def child_env(env=None) -> dict[str, str]:
     TensorFlow's log level is left unset, as most users have it: the CLIs must then keep its
     chatter off stderr, which tests check line by line. With the level set by the user, TensorFlow
     writes what that level lets through (tests/train/test_cli.py checks the CLI's line stays last).
+    An edge-serve token the user keeps in the environment is left out too: the tests give their own.
     """
-    inherited = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    inherited = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "LSTM_EDGE_TOKEN")}
     return {**inherited, "PYTHONPATH": str(ROOT), **(env or {})}
 
 
@@ -54,6 +55,7 @@ EDGE_CLASSIFY = ("-m", "lstm_edge.edge.cli")  # the `edge-classify` console scri
 # `edge-doctor` and `edge-bench` are functions of edge.cli: a child's `python -c` program runs them.
 EDGE_DOCTOR = ("-c", "import sys; from lstm_edge.edge.cli import doctor_main; doctor_main(sys.argv[1:])")
 EDGE_BENCH = ("-c", "import sys; from lstm_edge.edge.cli import bench_main; bench_main(sys.argv[1:])")
+EDGE_SERVE = ("-c", "import sys; from lstm_edge.edge.cli import serve_main; serve_main(sys.argv[1:])")
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -193,3 +194,45 @@ def test_edge_bench_reports_every_runtime_and_the_best_batch_size(int8_model):
 def test_edge_bench_bad_arguments_exit_2(int8_model, args):
     done = run_cli(*EDGE_BENCH, str(int8_model), *args, check=False)
     assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("edge-bench: error:")
+
+
+THREAD_CPU = r"""
+import io, os, sys
+import numpy as np
+from PIL import Image
+from benchmarks.forms import paper_frame, paper_photo
+from lstm_edge.edge import DigitClassifier
+from lstm_edge.train.data import load_dataset
+
+digits = load_dataset("mnist-sample").x_test[:40]
+rng = np.random.default_rng(0)
+photos = []
+for digit in digits:
+    buffer = io.BytesIO()
+    paper_photo(digit, scale=6, rng=rng).save(buffer, "JPEG")
+    photos.append(buffer.getvalue())
+frame = paper_frame(np.concatenate(list(digits[:4]), axis=1), (1280, 720), rng=rng)
+classifier = DigitClassifier(sys.argv[1])
+for _ in range(5):
+    classifier.classify_many(photos)
+    classifier.read_number(frame)
+
+def cpu(task):
+    with open(f"/proc/self/task/{task}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+
+main = cpu(os.getpid())
+others = sum(cpu(t) for t in os.listdir("/proc/self/task") if int(t) != os.getpid())
+print(main, others)
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux's /proc")
+def test_reading_images_keeps_to_one_core(int8_model):
+    """Nothing on the way from an image to its answer hands work to a thread pool that then spins:
+    OpenBLAS shares a 4096 x 6 matrix-vector product with its threads, which then burn a core
+    while they wait for more (a server's clients, or --jobs, lose that core)."""
+    result = run_cli("-c", THREAD_CPU, str(int8_model), env={"PYTHONPATH": str(ROOT)})
+    main, others = map(int, result.stdout.split())
+    assert main > 0 and others < 0.2 * main, f"other threads took {others} ticks of CPU to the main thread's {main}"

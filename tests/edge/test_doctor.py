@@ -145,3 +145,23 @@ def test_compare_outputs_lets_rounding_decide_only_near_ties():
     assert compare_outputs(exported[1:], flipped_tie[1:], tolerance=0.05)  # 80 points apart: wrong
     nudged = exported + np.array([[0.04, -0.04] + [0.0] * 8, [0.06, -0.06] + [0.0] * 8])
     assert len(compare_outputs(exported, nudged, tolerance=0.05)) == 1
+
+
+@pytest.mark.parametrize("fields, name", [
+    ({"vendor_id": "AuthenticAMD", "model name": "AMD EPYC", "cpu family": "26", "model": "2"},
+     "AMD EPYC family 26 model 2 (Zen 5)"),
+    ({"vendor_id": "AuthenticAMD", "model name": "AMD EPYC", "cpu family": "25", "model": "17"},
+     "AMD EPYC family 25 model 17 (Zen 4)"),
+    ({"vendor_id": "AuthenticAMD", "model name": "AMD EPYC", "cpu family": "25", "model": "1"},
+     "AMD EPYC family 25 model 1 (Zen 3)"),
+    ({"vendor_id": "GenuineIntel", "model name": "Intel Xeon Processor", "cpu family": "6", "model": "143"},
+     "Intel Xeon Processor family 6 model 143"),
+    ({"vendor_id": "GenuineIntel", "model name": "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz",
+      "cpu family": "6", "model": "143"}, "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz"),
+    ({"CPU part": "0xd08", "Features": "fp asimd"}, "Cortex-A72"),
+])
+def test_the_cpu_is_named_down_to_its_generation(monkeypatch, fields, name):
+    from lstm_edge.edge import machine
+
+    monkeypatch.setattr(machine, "cpuinfo", lambda: fields)
+    assert machine.cpu_model() == name

@@ -104,6 +104,11 @@ class Emulator:
         return subprocess.run(self.command(*args), capture_output=True, text=True, env=self.environment(cpu),
                               timeout=timeout, cwd=self.root)
 
+    def start(self, *args: str) -> subprocess.Popen:
+        """The guest's python3 ARGS left running (a server), its stderr a pipe."""
+        return subprocess.Popen(self.command(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                env=self.environment(), cwd=self.root)
+
 
 def cache_folder() -> Path:
     return Path(os.environ.get("LSTM_EDGE_PI_CACHE") or Path.home() / ".cache" / "lstm-edge" / "pi")

@@ -17,9 +17,9 @@ from PIL import Image
 
 from benchmarks.forms import paper_photo
 from tests.bars import device_failures
-from tests.conftest import EDGE_BENCH, EDGE_CLASSIFY, EDGE_DOCTOR, ROOT, run_cli
+from tests.conftest import EDGE_BENCH, EDGE_CLASSIFY, EDGE_DOCTOR, EDGE_SERVE, ROOT, run_cli
 from tests.pi.boards import ROWS
-from tests.pi.emulator import EmulatorUnavailable, emulator_for
+from tests.pi.emulator import EmulatorUnavailable, emulator_for, setup
 
 DIGITS = 40  # per form; each emulated run classifies them all in one process
 ROW_CPUS = [pytest.param(row, cpu, id=f"{row.name}-{cpu}") for row in ROWS for cpu in row.cpus]
@@ -133,3 +133,51 @@ def test_readme_gives_each_rows_commands():
         assert row.image in readme, row.image
         for command in row.install:
             assert command in readme, command
+
+
+# What `pip install 'lstm-edge[serve]'` adds, as a Pi's user installs it beside the row's own
+# commands (docs/raspberry-pi.md): pure Python, so every row, the 32-bit one included, takes it.
+SERVE_PACKAGES = ("starlette", "uvicorn", "prometheus-client", "python-multipart")
+SERVE_ROWS = [pytest.param(row, id=row.name) for row in ROWS if row.name in ("bookworm-64-litert",
+                                                                            "bookworm-32-tflite-runtime")]
+
+
+@pytest.mark.parametrize("row", SERVE_ROWS)
+def test_edge_serve_on_the_pi_answers_with_x86s_digits(edge_wheel, int8_model, pi_images, row):
+    import http.client
+    import re
+
+    try:
+        emulator = setup(row.guest, [*row.pip_commands, SERVE_PACKAGES], edge_wheel, row.cpus[0])
+    except EmulatorUnavailable as e:
+        if os.environ.get("LSTM_EDGE_REQUIRE_PI"):
+            pytest.fail(f"the emulated Pi is required here but cannot be set up: {e}")
+        pytest.skip(str(e))
+    server = emulator.start(*EDGE_SERVE, "--model", str(int8_model), "--port", "0")
+    try:
+        first = server.stderr.readline()
+        found = re.match(r"edge-serve: http://([\d.]+):(\d+)/", first)
+        assert found, f"edge-serve did not start on the Pi: {first}"
+        host, port = found.group(1), int(found.group(2))
+        images = sorted(pi_images.glob("*-paper.jpg"))[:20]
+        arm = {}
+        for path in images:
+            connection = http.client.HTTPConnection(host, port, timeout=600)
+            connection.request("POST", "/classify?top_k=10", body=path.read_bytes(),
+                               headers={"Content-Type": "image/jpeg"})
+            response = connection.getresponse()
+            body = json.loads(response.read())
+            connection.close()
+            assert response.status == 200, body
+            arm[path.name] = body
+        connection = http.client.HTTPConnection(host, port, timeout=600)
+        connection.request("GET", "/health")
+        health = json.loads(connection.getresponse().read())
+        assert health["ok"] and health["runtime"].startswith(row.runtime + " "), health
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    x86 = answers(run_cli(*EDGE_CLASSIFY, *map(str, images), "--model", str(int8_model), "--json", "--top-k", "10",
+                          "--runtime", row.runtime).stdout, row.runtime)
+    served = answers("\n".join(json.dumps({**body, "path": name}) for name, body in arm.items()), row.runtime)
+    assert not device_failures(x86, served, quantized=True)
