@@ -18,6 +18,7 @@ import argparse
 import io
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,8 @@ from .report import RESULTS, publish
 
 FORMS = ("png28", "paper", "canvas")
 GAPS = {"separated": (2, 12), "touching": (-3, -1)}
+ROWS = (("separated", None), ("touching", None), ("separated", 4), ("touching", 4))  # gaps, digits (None: 2-6)
+SURE = 0.9  # a reading this confident or more is one a user would act on: how often is it wrong?
 SINGLE_DIGITS = 2000  # held-out digits drawn from, and each read alone to count false splits
 
 
@@ -83,40 +86,53 @@ def measure(model: str, numbers: int, data_path: str | None = None, seed: int = 
     rng = np.random.default_rng(seed)
     rows, failures = [], []
 
-    def read(length: int, gap_class: str, form: str) -> tuple[str, str, int, np.ndarray]:
-        """One synthetic number: (truth, what was read, single digits right, its ink)."""
+    def read(length: int, gap_class: str, form: str) -> tuple[str, str, float, float, int, np.ndarray]:
+        """One synthetic number: (truth, what was read, its lowest confidence, seconds to read it,
+        single digits right, its ink)."""
         low, high = GAPS[gap_class]
         index = rng.integers(0, len(x), length)
         ink = compose(list(x[index]), [int(g) for g in rng.integers(low, high + 1, length - 1)], rng)
+        data = encode(ink, form, rng)
+        start = time.perf_counter()
         try:
-            text = classifier.read_number(encode(ink, form, rng)).text
+            reading = classifier.read_number(data)
+            text, confidence = reading.text, reading.lowest_confidence
         except ImageError:
-            text = ""
+            text, confidence = "", 0.0
+        seconds = time.perf_counter() - start
         singles = 0
         for digit, label in zip(x[index], y[index]):
             try:
                 singles += classifier.classify(encode(digit, form, rng)).digit == int(label)
             except ImageError:  # refused (e.g. read as several digits): not right
                 pass
-        return "".join(str(int(d)) for d in y[index]), text, singles, ink
+        return "".join(str(int(d)) for d in y[index]), text, confidence, seconds, singles, ink
 
     for form in FORMS:
-        for gap_class, lengths in (("separated", None), ("touching", None), ("separated", 4)):
-            whole = digits_right = digits_total = count_right = single_right = 0
+        for gap_class, lengths in ROWS:
+            whole = digits_right = digits_total = count_right = single_right = all_single = 0
+            seconds, wrong, right = [], [], []
             for _ in range(numbers):
                 length = lengths or int(rng.integers(2, 7))
-                truth, text, singles, ink = read(length, gap_class, form)
+                truth, text, confidence, took, singles, ink = read(length, gap_class, form)
                 whole += text == truth
                 count_right += len(text) == length
                 digits_right += sum(a == b for a, b in zip(text, truth)) if len(text) == length else 0
                 digits_total += length
                 single_right += singles
+                all_single += singles == length
+                seconds.append(took)
+                if text:
+                    (right if text == truth else wrong).append(confidence)
                 if text != truth and gap_class == "touching" and form == "png28" and length == 2 \
                         and len(failures) < 6:
                     failures.append((ink, truth, text))
             rows.append({"form": form, "gaps": gap_class, "digits": f"{lengths}" if lengths else "2-6",
                          "numbers": numbers, "whole": whole / numbers, "digit_count": count_right / numbers,
-                         "per_digit": digits_right / digits_total, "single_digit": single_right / digits_total})
+                         "per_digit": digits_right / digits_total, "single_digit": single_right / digits_total,
+                         "all_digits_singly": all_single / numbers, "ms_per_number": 1000 * float(np.median(seconds)),
+                         "wrong": len(wrong), "wrong_but_sure": sum(c > SURE for c in wrong),
+                         "right": len(right), "right_unsure": sum(c <= SURE for c in right)})
     # How often is a single digit read as several? Every held-out digit, in every form.
     split = {}
     for form in FORMS:
@@ -147,18 +163,28 @@ def describe(model: str) -> str:
 
 def render(r: dict) -> str:
     lines = [f"Read with `read_number` from {r['rows'][0]['numbers']} synthetic numbers per row (held-out digits: "
-             f"the test split of {r['data']}), {r['model']} on {r['runtime']}, {r['machine']['cpu']}. \"per digit\" "
-             "counts a number's digits only when the count of digits is right; \"single\" is the same digits read "
-             "one image each, in the same form.", "",
-             "| form | gaps | digits | whole number | digit count right | per digit | single |",
-             "|---|---|---|---|---|---|---|"]
+             f"the test split of {r['data']}), {r['model']} on {r['runtime']}, {r['machine']['cpu']} "
+             f"({r['machine']['cores']} cores). \"per digit\" counts a number's digits only when the count of "
+             "digits is right; \"single\" is the same digits read one image each, in the same form, and \"all "
+             "singly\" the numbers whose digits are all right that way; \"ms\": the median time of `read_number` "
+             f"on the image's bytes; \"wrong, sure\": wrong readings whose lowest confidence is above {SURE:g} "
+             f"(what `--min-confidence {SURE:g}` lets through), \"right, unsure\": right ones it would refuse.", "",
+             "| form | gaps | digits | whole number | digit count right | per digit | single | all singly | ms | "
+             "wrong, sure | right, unsure |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in r["rows"]:
         lines.append(f"| {row['form']} | {row['gaps']} | {row['digits']} | {100 * row['whole']:.1f}% | "
                      f"{100 * row['digit_count']:.1f}% | {100 * row['per_digit']:.1f}% | "
-                     f"{100 * row['single_digit']:.1f}% |")
+                     f"{100 * row['single_digit']:.1f}% | {100 * row['all_digits_singly']:.1f}% | "
+                     f"{row['ms_per_number']:.2f} | {_share(row['wrong_but_sure'], row['wrong'])} | "
+                     f"{_share(row['right_unsure'], row['right'])} |")
     split = ", ".join(f"{form} {100 * v:.2f}%" for form, v in r["single_read_as_several"].items())
     lines += ["", f"Single digits read as more than one ({r['single_digits']:,} held-out digits per form): {split}."]
     return "\n".join(lines)
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.0f}% of {whole}" if whole else "none"
 
 
 def failure_picture(failures: list, path: Path) -> None:

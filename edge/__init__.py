@@ -17,6 +17,7 @@ _HOMES = {
     "NoDigitError": "errors",
     "SeveralDigitsError": "errors",
     "TooManyDigitsError": "errors",
+    "UnsureError": "errors",
     "IMAGE_SIZE": "contract",
     "LABELS": "contract",
     "scale_pixels": "contract",

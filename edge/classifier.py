@@ -10,7 +10,7 @@ from typing import Iterable, Optional
 import numpy as np
 
 from .contract import IMAGE_SIZE
-from .errors import ImageError
+from .errors import ImageError, UnsureError
 from .picture import Box, ImageSource
 from .preprocess import FoundDigits, preprocess_image, read_digits
 from .runtime import TFLiteModel
@@ -35,6 +35,16 @@ class Prediction:
     def from_probabilities(cls, probabilities: np.ndarray) -> Prediction:
         digit = int(np.argmax(probabilities))
         return cls(digit, float(probabilities[digit]), tuple(float(p) for p in probabilities))
+
+    def assured(self, min_confidence: float) -> Prediction:
+        """This prediction, when its confidence is min_confidence or more.
+
+        Raises:
+          UnsureError: it is less sure.
+        """
+        if self.confidence < min_confidence:
+            raise UnsureError(f"the digit {self.digit}", self.confidence, min_confidence)
+        return self
 
     def top_k(self, k: int = 3) -> tuple[tuple[int, float], ...]:
         """The k most probable (digit, probability) pairs, most probable first."""
@@ -67,6 +77,18 @@ class NumberReading:
     def lowest_confidence(self) -> float:
         """The least sure digit's confidence: the number is as trustworthy as its weakest digit."""
         return min(p.confidence for p in self.digits)
+
+    def assured(self, min_confidence: float) -> NumberReading:
+        """This reading, when its least sure digit's confidence is min_confidence or more.
+
+        Raises:
+          UnsureError: a digit is less sure; the error names it.
+        """
+        if self.lowest_confidence < min_confidence:
+            weakest = min(range(len(self.digits)), key=lambda i: self.digits[i].confidence)
+            raise UnsureError(f"{self.text}'s digit {weakest + 1} ({self.text[weakest]})", self.lowest_confidence,
+                              min_confidence)
+        return self
 
     def to_dict(self) -> dict:
         """As `edge-classify --number --json` prints it (without the path and runtime it adds)."""
@@ -127,15 +149,18 @@ class DigitClassifier:
         """The runtime in use, with its version: "litert 2.3.0"."""
         return f"{self.model.runtime.name} {self.model.runtime.version}"
 
-    def classify(self, item: ImageSource, preprocess: bool = True) -> Prediction:
+    def classify(self, item: ImageSource, preprocess: bool = True, min_confidence: float = 0.0) -> Prediction:
         """Classify one digit: a path, image bytes, a PIL image or an array.
 
+        Args:
+          min_confidence: an answer less sure than this is refused (UnsureError), not returned.
         Returns:
           a Prediction.
         Raises:
-          ImageError: the item cannot be read (NoDigitError: it holds no ink).
+          ImageError: the item cannot be read (NoDigitError: it holds no ink; UnsureError: the
+            answer is under min_confidence).
         """
-        return self.classify_many([item], preprocess=preprocess)[0]
+        return self.classify_many([item], preprocess=preprocess)[0].assured(min_confidence)
 
     def probabilities(self, digits: np.ndarray) -> np.ndarray:
         """The model's probabilities for digits already in its form.
@@ -160,16 +185,21 @@ class DigitClassifier:
             return []
         return [Prediction.from_probabilities(p) for p in self._predict(np.stack(digits))]
 
-    def read_number(self, item: ImageSource, max_digits: int = MAX_DIGITS) -> NumberReading:
+    def read_number(self, item: ImageSource, max_digits: int = MAX_DIGITS,
+                    min_confidence: float = 0.0) -> NumberReading:
         """Read the whole number in one line of handwritten digits: each digit found, put through
         MNIST's recipe as a single digit is, and all of them through one batched inference.
 
+        Args:
+          min_confidence: a reading whose least sure digit is under this is refused (UnsureError).
+            How often a wrong reading is sure anyway: docs/benchmarks.md, "Whole numbers".
         Returns:
           a NumberReading.
         Raises:
-          ImageError: unreadable, no ink, several lines, or more than max_digits digits.
+          ImageError: unreadable, no ink, several lines, more than max_digits digits, or (UnsureError)
+            a digit under min_confidence.
         """
-        return self.reading(read_digits(item, max_digits))
+        return self.reading(read_digits(item, max_digits)).assured(min_confidence)
 
     def reading(self, found: FoundDigits) -> NumberReading:
         """The number in digits found by `preprocess.read_digits`: one batched inference."""

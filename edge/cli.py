@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Iterator
 
-from .errors import EdgeError, ImageError, SeveralDigitsError, TooManyDigitsError
+from .errors import EdgeError, ImageError, SeveralDigitsError, TooManyDigitsError, UnsureError
 from .interpreters import RUNTIMES
 from .manifest import DEFAULT_MODEL, MODEL_ENV, model_path
 from .preprocess import IMAGE_EXTENSIONS, render_ascii
@@ -36,6 +36,8 @@ def describe(error: EdgeError) -> str:
         return f"{error}; read them as one number with --number"
     if isinstance(error, TooManyDigitsError):
         return f"{error} (--max-digits {error.limit})"
+    if isinstance(error, UnsureError):
+        return f"{error} (--min-confidence {error.minimum:g})"
     return str(error)
 
 
@@ -78,6 +80,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="read the whole number in each image (one line of digits), left to right")
     parser.add_argument("--max-digits", type=int, default=MAX_DIGITS, metavar="N",
                         help=f"with --number: more digits than this is an error (default {MAX_DIGITS})")
+    parser.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
+                        help="an answer less sure than P (0-1; with --number, its least sure digit) is a failed "
+                             "image, not an answer (default 0: every answer)")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="report the time of loading, of each image's stages (decode, ink, segment, layout) "
                              "and of inference (stderr)")
@@ -89,6 +94,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--jobs must be at least 1")
     if args.max_digits < 1:
         parser.error("--max-digits must be at least 1")
+    if not 0.0 <= args.min_confidence <= 1.0:
+        parser.error("--min-confidence must be from 0 to 1")
     return args
 
 
@@ -146,6 +153,12 @@ def classify(argv=None) -> int:
     inferred = time.perf_counter()
     try:
         for name, digits, answer in zip(names, found, answers):
+            try:
+                answer.assured(args.min_confidence)
+            except UnsureError as e:
+                print(f"{name}: error: {describe(e)}", file=sys.stderr)
+                failures += 1
+                continue
             _print_answer(name, digits, answer, args, classifier.runtime)
         sys.stdout.flush()
     except BrokenPipeError:  # `edge-classify photos/ | head`: the reader has seen enough

@@ -34,3 +34,12 @@ class TooManyDigitsError(ImageError):
     def __init__(self, limit: int):
         super().__init__(f"more than {limit} digits found")
         self.limit = limit
+
+
+class UnsureError(ImageError):
+    """The model's answer is less sure than the caller asked for: a reading to check by eye, not to
+    act on."""
+
+    def __init__(self, answer: str, confidence: float, minimum: float):
+        super().__init__(f"unsure: {answer} has confidence {confidence:.1%}, under the minimum {minimum:.1%}")
+        self.confidence, self.minimum = confidence, minimum

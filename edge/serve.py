@@ -163,7 +163,17 @@ def create_app(classifier: DigitClassifier, model_path: str, token: Optional[str
             raise Refused(400, "bad_request", f"top_k must be a whole number from 1 to 10 (got {value!r})")
         return int(value)
 
-    def work(data: bytes, name: str, number: bool, top_k: int) -> tuple[dict, FoundDigits]:
+    def min_confidence_of(request: Request) -> float:
+        value = request.query_params.get("min_confidence", "0")
+        try:
+            minimum = float(value)
+        except ValueError:
+            minimum = -1.0
+        if not 0.0 <= minimum <= 1.0:
+            raise Refused(400, "bad_request", f"min_confidence must be a number from 0 to 1 (got {value!r})")
+        return minimum
+
+    def work(data: bytes, name: str, number: bool, top_k: int, minimum: float) -> tuple[dict, FoundDigits]:
         """The answer's body: the image read, then the model run, on the event loop itself.
 
         Reading an image is a millisecond or two of Python and numpy under one interpreter lock:
@@ -181,19 +191,22 @@ def create_app(classifier: DigitClassifier, model_path: str, token: Optional[str
         read = time.perf_counter()
         metrics.preprocess.observe(read - start)
         if number:
-            body = {"path": name, **classifier.reading(found).to_dict()}
+            answer = classifier.reading(found)
         else:
-            (prediction,) = classifier.classify_many(found.inputs, preprocess=False)
-            body = {"path": name, **prediction.to_dict(top_k)}
+            (answer,) = classifier.classify_many(found.inputs, preprocess=False)
         metrics.inference.observe(time.perf_counter() - read)
-        return body, found
+        try:
+            answer.assured(minimum)
+        except ImageError as e:
+            raise Refused(400, _reason(e), explain(e)) from None
+        return {"path": name, **(answer.to_dict() if number else answer.to_dict(top_k))}, found
 
     async def answer(request: Request, route: str, number: bool) -> Response:
         try:
             authorise(request)
-            top_k = top_k_of(request)
+            top_k, minimum = top_k_of(request), min_confidence_of(request)
             data, name = await image_of(request)
-            body, found = work(data, name, number, top_k)
+            body, found = work(data, name, number, top_k, minimum)
         except Refused as e:
             return refused(route, e)
         body["runtime"] = classifier.runtime
@@ -271,6 +284,9 @@ _ERROR = {"description": "Refused, with one line saying why",
           "content": {"application/json": {"schema": {"type": "object", "properties": {"error": {"type": "string"}}}}}}
 _REFUSALS = {"400": _ERROR, "401": _ERROR, "408": _ERROR, "413": _ERROR}
 _TOP_K = {"name": "top_k", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10, "default": 1}}
+_MIN_CONFIDENCE = {"name": "min_confidence", "in": "query",
+                   "description": "an answer less sure than this (with /number: its least sure digit) gets 400",
+                   "schema": {"type": "number", "minimum": 0, "maximum": 1, "default": 0}}
 _INPUTS = {"name": "inputs", "in": "query", "description": "1: add each digit's 28x28 model input",
            "schema": {"type": "integer", "enum": [0, 1], "default": 0}}
 
@@ -290,13 +306,14 @@ OPENAPI = {
     "security": [{}, {"token": []}],
     "paths": {
         "/classify": {"post": {
-            "summary": "One handwritten digit in an image", "requestBody": _IMAGE_BODY, "parameters": [_TOP_K, _INPUTS],
+            "summary": "One handwritten digit in an image", "requestBody": _IMAGE_BODY,
+            "parameters": [_TOP_K, _MIN_CONFIDENCE, _INPUTS],
             "responses": {"200": _answer("The digit, as edge-classify --json prints it",
                                          {"digit": "integer", "confidence": "number", "top_k": "array"}),
                           **_REFUSALS}}},
         "/number": {"post": {
             "summary": "The number in one line of handwritten digits", "requestBody": _IMAGE_BODY,
-            "parameters": [_INPUTS],
+            "parameters": [_MIN_CONFIDENCE, _INPUTS],
             "responses": {"200": _answer("The number, as edge-classify --number --json prints it",
                                          {"number": "string", "confidence": "number", "digits": "array"}),
                           **_REFUSALS}}},

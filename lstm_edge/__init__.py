@@ -24,6 +24,7 @@ __all__ = [
     "EdgeError",
     "ImageError",
     "NoDigitError",
+    "UnsureError",
     "ModelError",
 ]
 

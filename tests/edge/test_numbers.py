@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from benchmarks.numbers import compose, encode
-from lstm_edge.edge import DigitClassifier, NumberReading
+from lstm_edge.edge import DigitClassifier, NumberReading, UnsureError
 from tests.conftest import EDGE_CLASSIFY, run_cli
 
 NUMBERS = 50  # separated 4-digit numbers, paper form: 200 digits
@@ -107,3 +107,34 @@ def test_cli_number_bad_images_fail_alone(int8_model, numbers, sample, tmp_path)
     assert "more than 4 digits found (--max-digits 4)" in errors[2]
     assert done.stdout.startswith(f"{tmp_path / 'good.jpg'}: ")
     assert run_cli(*EDGE_CLASSIFY, "--number", "--max-digits", "0", "x.png", check=False).returncode == 2
+
+
+def test_min_confidence_turns_an_unsure_reading_into_a_failed_image(classifier, int8_model, numbers, sample,
+                                                                    tmp_path):
+    digit = classifier.classify(sample.x_test[0])
+    assert classifier.classify(sample.x_test[0], min_confidence=digit.confidence) == digit
+    with pytest.raises(UnsureError, match=f"^unsure: the digit {digit.digit} has confidence "):
+        classifier.classify(sample.x_test[0], min_confidence=np.nextafter(digit.confidence, 2))
+    readings = sorted(((classifier.read_number(data), data) for data, _, _ in numbers[:8]),
+                      key=lambda pair: pair[0].lowest_confidence)
+    (reading, data), (other, other_data) = readings[0], readings[-1]
+    assert reading.lowest_confidence < other.lowest_confidence  # eight readings are not all equally sure
+    weakest = min(range(4), key=lambda i: reading.digits[i].confidence)
+    kept = classifier.read_number(data, min_confidence=reading.lowest_confidence)  # at the minimum: kept
+    assert (kept.text, kept.digits) == (reading.text, reading.digits)
+    with pytest.raises(UnsureError) as refused:
+        classifier.read_number(data, min_confidence=np.nextafter(reading.lowest_confidence, 2))
+    assert str(refused.value).startswith(f"unsure: {reading.text}'s digit {weakest + 1} ({reading.text[weakest]}) "
+                                         f"has confidence {reading.lowest_confidence:.1%}, under the minimum ")
+    (tmp_path / "unsure.jpg").write_bytes(data)
+    (tmp_path / "sure.jpg").write_bytes(other_data)
+    # Between the two readings' confidences: the less sure one fails alone, the other is answered.
+    minimum = round((reading.lowest_confidence + other.lowest_confidence) / 2, 6)
+    done = run_cli(*EDGE_CLASSIFY, "--number", str(tmp_path / "unsure.jpg"), str(tmp_path / "sure.jpg"),
+                   "--min-confidence", str(minimum), "--model", str(int8_model), check=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"{tmp_path / 'unsure.jpg'}: error: unsure: ") and done.stderr.count("\n") == 1
+    assert done.stderr.strip().endswith(f"(--min-confidence {minimum:g})")
+    assert done.stdout.startswith(f"{tmp_path / 'sure.jpg'}: ") and done.stdout.count("\n") == 1
+    for bad in ("-0.1", "1.5"):
+        assert run_cli(*EDGE_CLASSIFY, "--min-confidence", bad, "x.png", check=False).returncode == 2

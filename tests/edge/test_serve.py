@@ -225,6 +225,21 @@ def test_top_k_out_of_range_is_a_bad_request(server, photos):
     assert status == 400 and "top_k" in answer["error"]
 
 
+def test_an_answer_under_min_confidence_is_refused_as_the_command_line_refuses_it(server, int8_model, photos):
+    status, answer = server.post("/classify", photos[0].read_bytes())
+    assert status == 200
+    sure = answer["confidence"]
+    assert server.post(f"/classify?min_confidence={sure}", photos[0].read_bytes())[0] == 200  # not under it
+    status, refused = server.post("/classify?min_confidence=1", photos[0].read_bytes())
+    done = run_cli(*EDGE_CLASSIFY, str(photos[0]), "--model", str(int8_model), "--min-confidence", "1", check=False)
+    assert status == 400 and refused["error"].startswith(f"unsure: the digit {answer['digit']} has confidence ")
+    assert done.returncode == 1 and done.stderr.strip() == f"{photos[0]}: error: {refused['error']}"
+    for bad in ("1.5", "nan", "high"):
+        status, refused = server.post(f"/number?min_confidence={bad}", photos[0].read_bytes())
+        assert status == 400 and "min_confidence must be a number from 0 to 1" in refused["error"]
+    assert re.search(r'lstm_edge_images_refused_total\{reason="unsure"\} [1-9]', server.request("GET", "/metrics")[1])
+
+
 def test_a_token_is_required_when_given_and_the_open_host_warns_without_one(int8_model, photos):
     for how in (("--token", "s3cret"), ()):  # the flag, or LSTM_EDGE_TOKEN (out of the process list)
         guarded = Server("--model", str(int8_model), *how, env={"LSTM_EDGE_TOKEN": "s3cret"} if not how else None)
