@@ -134,8 +134,6 @@ def classify(argv=None) -> int:
 
     names, found, failures = [], [], 0
     for name, digits, error in _prepared(args):
-        if error is None and not args.number and len(digits.inputs) > 1:
-            error = describe(SeveralDigitsError(len(digits.inputs)))
         if error is not None:
             print(f"{name}: error: {error}", file=sys.stderr)
             failures += 1
@@ -149,7 +147,7 @@ def classify(argv=None) -> int:
     if args.number:
         answers = [classifier.reading(digits) for digits in found]
     else:  # every image's digit in one batched inference
-        answers = classifier.classify_many([digits.inputs[0] for digits in found], preprocess=False)
+        answers = classifier.classify_many([digits.single() for digits in found], preprocess=False)
     inferred = time.perf_counter()
     try:
         for name, digits, answer in zip(names, found, answers):
@@ -176,7 +174,7 @@ def _prepared(args: argparse.Namespace):
     --jobs above 1, prepared by that many processes side by side (preparing an image is Python
     and numpy work that one process does one image at a time)."""
     items = list(expand_inputs(args.images))
-    work = functools.partial(_prepare, max_digits=args.max_digits if args.number else MAX_DIGITS)
+    work = functools.partial(_prepare, number=args.number, max_digits=args.max_digits if args.number else MAX_DIGITS)
     if args.jobs > 1 and len(items) > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -191,14 +189,18 @@ def _prepared(args: argparse.Namespace):
         yield name, digits, error
 
 
-def _prepare(source, max_digits: int):
-    """One image's digits, or the line that says why there are none (a picklable result)."""
+def _prepare(source, number: bool, max_digits: int):
+    """One image's digits (one digit without --number), or the line that says why there are none
+    (a picklable result)."""
     from .preprocess import read_digits
 
     try:
         if isinstance(source, ImageError):
             raise source
-        return read_digits(source, max_digits), None
+        found = read_digits(source, max_digits)
+        if not number:
+            found.single()
+        return found, None
     except ImageError as e:
         return None, describe(e)
 

@@ -55,6 +55,16 @@ class FoundDigits:
     boxes: tuple[Box, ...]
     seconds: tuple[tuple[str, float], ...]
 
+    def single(self) -> np.ndarray:
+        """The one digit's model input.
+
+        Raises:
+          SeveralDigitsError: several digits were found: one answer for them would be a guess.
+        """
+        if len(self.inputs) > 1:
+            raise SeveralDigitsError(len(self.inputs))
+        return self.inputs[0]
+
 
 def preprocess_image(source: ImageSource) -> np.ndarray:
     """Turn a picture of one digit into the model's input, by MNIST's own recipe.
@@ -68,10 +78,7 @@ def preprocess_image(source: ImageSource) -> np.ndarray:
       ImageError: the source is not a readable image (NoDigitError: it holds no ink), or it
         holds several digits (SeveralDigitsError): one answer for them would be a guess.
     """
-    found = read_digits(source)
-    if len(found.inputs) > 1:
-        raise SeveralDigitsError(len(found.inputs))
-    return found.inputs[0]
+    return read_digits(source).single()
 
 
 def find_digits(source: ImageSource, max_digits: int = MAX_DIGITS) -> tuple[list[np.ndarray], list[Box]]:

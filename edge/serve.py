@@ -31,7 +31,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from .classifier import DigitClassifier
-from .errors import EdgeError, ImageError, SeveralDigitsError
+from .errors import EdgeError, ImageError
 from .preprocess import FoundDigits, read_digits
 from .segment import MAX_DIGITS
 
@@ -184,18 +184,11 @@ def create_app(classifier: DigitClassifier, model_path: str, token: Optional[str
         start = time.perf_counter()
         try:
             found = read_digits(data, MAX_DIGITS)
-            if not number and len(found.inputs) > 1:
-                raise SeveralDigitsError(len(found.inputs))
-        except ImageError as e:
-            raise Refused(400, _reason(e), explain(e)) from None
-        read = time.perf_counter()
-        metrics.preprocess.observe(read - start)
-        if number:
-            answer = classifier.reading(found)
-        else:
-            (answer,) = classifier.classify_many(found.inputs, preprocess=False)
-        metrics.inference.observe(time.perf_counter() - read)
-        try:
+            digit = None if number else found.single()
+            read = time.perf_counter()
+            metrics.preprocess.observe(read - start)
+            answer = classifier.reading(found) if number else classifier.classify_many([digit], preprocess=False)[0]
+            metrics.inference.observe(time.perf_counter() - read)
             answer.assured(minimum)
         except ImageError as e:
             raise Refused(400, _reason(e), explain(e)) from None
