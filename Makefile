@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RUN ?= runs/demo
 
-.PHONY: demo test test-pi lint bench bench-numbers bench-frames bench-serve bench-micro clean
+.PHONY: demo test test-pi lint bench bench-numbers bench-frames bench-serve bench-camera bench-micro clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,8 +13,8 @@ $(BIN)/.installed: pyproject.toml
 	# compat mode: the checkout as a plain path in a .pth (lstm_edge/__init__.py finds the stages beside it),
 	# where the default editable finder is an import hook that costs ~10 ms of every start in the venv;
 	# setuptools calls compat transitional, so fall back to the default, which works too, if it goes.
-	$(BIN)/pip install --quiet -e '.[train,tflite-runtime,dev,bench,micro,serve]' --config-settings editable_mode=compat \
-	  || $(BIN)/pip install --quiet -e '.[train,tflite-runtime,dev,bench,micro,serve]'
+	$(BIN)/pip install --quiet -e '.[train,tflite-runtime,dev,bench,micro,serve,camera]' --config-settings editable_mode=compat \
+	  || $(BIN)/pip install --quiet -e '.[train,tflite-runtime,dev,bench,micro,serve,camera]'
 	touch $@
 
 ## demo: train on the offline MNIST sample, export int8 with parity proven, self-test it, classify example digits
@@ -51,6 +51,10 @@ bench-frames: $(BIN)/.installed
 ## bench-serve: edge-serve on loopback under 1-64 concurrent clients, beside in-process classify (needs a model: make demo, or MODEL=)
 bench-serve: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.serve --model $(MODEL)
+
+## bench-camera: a replayed camera read continuously: frames/s, dropped frames, latency from frame to reading (needs a model: make demo, or MODEL=)
+bench-camera: $(BIN)/.installed
+	$(BIN)/python -m benchmarks.camera --model $(MODEL)
 
 ## bench-micro: --units 32/64/128 exported for TFLM, flash and RAM against common boards -> docs/benchmarks.md
 bench-micro: $(BIN)/.installed

@@ -27,6 +27,8 @@ from .segment import MAX_DIGITS
 
 USAGE_ERROR = 2
 MODEL_HELP = f"the .tflite model [default: ${MODEL_ENV}, then ./{DEFAULT_MODEL}]"
+CAMERA_HELP = ("read a camera continuously: picamera (picamera2), a device number or a video file (OpenCV), or a "
+               "folder of images replayed at --fps")
 
 
 def describe(error: EdgeError) -> str:
@@ -63,7 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         prog="edge-classify",
         description="Classify handwritten digits in IMAGE files, folders of images, or - (standard input).",
     )
-    parser.add_argument("images", nargs="+", metavar="IMAGE")
+    parser.add_argument("images", nargs="*", metavar="IMAGE")
     parser.add_argument("--model", help=MODEL_HELP)
     parser.add_argument("--top-k", type=int, choices=range(1, 11), default=1, metavar="K",
                         help="show the K likeliest digits (1-10, default 1)")
@@ -83,6 +85,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
                         help="an answer less sure than P (0-1; with --number, its least sure digit) is a failed "
                              "image, not an answer (default 0: every answer)")
+    parser.add_argument("--camera", metavar="SOURCE", help=CAMERA_HELP + "; one line per changed reading, "
+                        "until Ctrl-C")
+    parser.add_argument("--fps", type=float, default=30.0, help="with --camera and a folder: frames per second "
+                        "(default 30)")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="report the time of loading, of each image's stages (decode, ink, segment, layout) "
                              "and of inference (stderr)")
@@ -96,6 +102,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--max-digits must be at least 1")
     if not 0.0 <= args.min_confidence <= 1.0:
         parser.error("--min-confidence must be from 0 to 1")
+    if bool(args.images) == bool(args.camera):
+        parser.error("give IMAGE files (or folders, or -), or --camera SOURCE")
+    if not args.fps > 0:
+        parser.error("--fps must be above 0")
     return args
 
 
@@ -131,6 +141,8 @@ def classify(argv=None) -> int:
     loaded = time.perf_counter()
     if args.verbose:
         print(f"loaded {path} on {classifier.runtime} in {1000 * (loaded - start):.1f} ms", file=sys.stderr)
+    if args.camera:
+        return _watch(args, classifier)
 
     names, found, failures = [], [], 0
     for name, digits, error in _prepared(args):
@@ -167,6 +179,39 @@ def classify(argv=None) -> int:
               f"job{'s' * (args.jobs > 1)}, inference {1000 * (inferred - prepared) / n:.3f} ms/image, "
               f"total {1000 * (time.perf_counter() - start):.1f} ms", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _watch(args: argparse.Namespace, classifier) -> int:
+    """edge-classify --camera: one line per changed reading (a JSON object with --json) until Ctrl-C."""
+    from .camera import reader_for, same_answer
+
+    def report(line: str) -> None:
+        print(f"edge-classify: {line}", file=sys.stderr, flush=True)
+
+    reader = reader_for(classifier, args.camera, args.fps, args.number, report, describe).start()
+    shown = reading = None
+    try:
+        while True:
+            reading = reader.wait_reading(reading, 1.0)
+            if reading is None or (shown is not None and same_answer(shown.answer, reading.answer)):
+                continue
+            shown, answer = reading, reading.answer
+            frame = reading.frame.name or f"frame {reading.frame.index}"
+            if args.json:
+                print(json.dumps({**reading.to_dict(), "runtime": classifier.runtime}), flush=True)
+            elif "error" in answer:
+                print(f"{frame}: ({answer['error']})", flush=True)
+            elif args.number:
+                print(f"{frame}: {answer['number']} (lowest confidence {100 * answer['confidence']:.1f}%)", flush=True)
+            else:
+                print(f"{frame}: {answer['digit']} ({100 * answer['confidence']:.1f}%)", flush=True)
+    except KeyboardInterrupt:  # the way to end it: no traceback, status 0
+        return 0
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    finally:
+        reader.stop()
 
 
 def _prepared(args: argparse.Namespace):
@@ -326,8 +371,16 @@ def serve_main(argv=None) -> None:
     parser.add_argument("--read-timeout", type=float, default=30.0, metavar="S",
                         help="seconds an upload may take to arrive before it is refused (default 30)")
     parser.add_argument("--threads", type=int, default=None, help="interpreter threads")
+    parser.add_argument("--camera", metavar="SOURCE", help=CAMERA_HELP + "; GET /camera/latest, /camera/stream, "
+                        "/camera/events")
+    parser.add_argument("--fps", type=float, default=30.0, help="with --camera and a folder: frames per second "
+                        "(default 30)")
+    parser.add_argument("--number", action="store_true", help="with --camera: read the number in view (one line "
+                        "of digits), not one digit")
     parser.add_argument("--version", action=_VersionAction, nargs=0, help="show the version and exit")
     args = parser.parse_args(argv)
+    if not args.fps > 0:
+        parser.error("--fps must be above 0")
     if args.max_bytes < 1 or not 0 <= args.port <= 65535 or not args.read_timeout > 0:
         parser.error("--max-bytes must be at least 1, --port from 0 to 65535, --read-timeout above 0")
     try:
@@ -354,8 +407,14 @@ def serve_main(argv=None) -> None:
     if args.token is None and host not in ("127.0.0.1", "::1", "localhost"):
         print(f"edge-serve: warning: listening on {host} without --token: anyone on the network can use it",
               file=sys.stderr)
+    camera = None
+    if args.camera:
+        from .camera import reader_for
+
+        camera = reader_for(classifier, args.camera, args.fps, args.number, explain=describe,
+                            report=lambda line: print(f"edge-serve: {line}", file=sys.stderr, flush=True))
     app = create_app(classifier, path, token=args.token, max_bytes=args.max_bytes, explain=describe,
-                     read_timeout=args.read_timeout)
+                     read_timeout=args.read_timeout, camera=camera)
     print(f"edge-serve: http://{host}:{port}/ ({path} on {classifier.runtime})", file=sys.stderr, flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     server.run(sockets=[listener])

@@ -6,6 +6,8 @@ laptop or another program. Starlette on uvicorn; no TensorFlow.
     GET  /health     {"ok": true, ...} once the golden digits gave their exported answers here
     GET  /metrics    Prometheus text: requests, stage latencies, images refused
     GET  /openapi.json, GET /   the API described; a page to draw on or to send a photo from
+    GET  /camera/latest, /camera/stream, /camera/events   with --camera: the newest reading, the
+                     live view as MJPEG with the digits boxed, each new reading as a server-sent event
 
 The answers are the JSON objects `edge-classify --json` (and `--number --json`) print; an image the
 command line would fail gets 400 and its one line. The app is built by `create_app`, which tests
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import os
 import socket
 import time
@@ -27,9 +30,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from .camera import CameraReader, annotated_jpeg
 from .classifier import DigitClassifier
 from .errors import EdgeError, ImageError
 from .preprocess import FoundDigits, read_digits
@@ -104,7 +108,7 @@ class Metrics:
 
 def create_app(classifier: DigitClassifier, model_path: str, token: Optional[str] = None,
                max_bytes: int = MAX_BYTES, explain: Callable[[EdgeError], str] = str,
-               read_timeout: float = READ_TIMEOUT_S) -> Starlette:
+               read_timeout: float = READ_TIMEOUT_S, camera: Optional[CameraReader] = None) -> Starlette:
     """The service, ready to run or to hand to a test client.
 
     Args:
@@ -114,6 +118,7 @@ def create_app(classifier: DigitClassifier, model_path: str, token: Optional[str
       max_bytes: the largest image body accepted.
       explain: an expected failure as one line (the command line's wording: cli.describe).
       read_timeout: seconds a request's body may take to arrive.
+      camera: a camera reader to start with the app and stop with it, for the /camera routes.
     """
     metrics = Metrics()
     state = {"health": Health(False, "starting: the self-test has not run yet", model_path, classifier.runtime)}
@@ -121,7 +126,11 @@ def create_app(classifier: DigitClassifier, model_path: str, token: Optional[str
     @contextlib.asynccontextmanager
     async def lifespan(app):
         state["health"] = await run_in_threadpool(self_test, classifier, model_path)
+        if camera is not None:
+            camera.start()
         yield
+        if camera is not None:
+            await run_in_threadpool(camera.stop)
 
     def answered(route: str, response: Response) -> Response:
         metrics.requests.labels(route, str(response.status_code)).inc()
@@ -214,8 +223,65 @@ def create_app(classifier: DigitClassifier, model_path: str, token: Optional[str
         return await answer(request, "/number", number=True)
 
     async def health(request: Request) -> Response:
-        report = state["health"]
-        return answered("/health", JSONResponse(report.to_dict(), status_code=200 if report.ok else 503))
+        report = state["health"].to_dict()
+        if camera is not None:
+            report["camera"] = camera.status()
+            if report["ok"] and not camera.ok:
+                report["ok"], report["detail"] = False, f"camera: {camera.status()['detail']}"
+        return answered("/health", JSONResponse(report, status_code=200 if report["ok"] else 503))
+
+    def watched(request: Request) -> CameraReader:
+        """The camera, for a request allowed to watch it: the token may come as ?token=, since a
+        page's <img> and EventSource cannot send headers."""
+        sent = request.query_params.get("token")
+        if token is None or sent is None or not hmac.compare_digest(sent.encode(), token.encode()):
+            authorise(request)
+        if camera is None:
+            raise Refused(404, "no_camera", "no camera: start edge-serve with --camera SOURCE")
+        return camera
+
+    async def camera_latest(request: Request) -> Response:
+        try:
+            reader = watched(request)
+            reading = reader.latest()
+            if not reader.ok:
+                raise Refused(503, "camera", f"camera: {reader.status()['detail']}")
+            if reading is None:
+                raise Refused(503, "camera", "camera: no frame read yet")
+        except Refused as e:
+            return refused("/camera/latest", e)
+        return answered("/camera/latest", JSONResponse({**reading.to_dict(), "camera": reader.status()}))
+
+    async def live(request: Request, route: str, wait: str, part: Callable, media_type: str,
+                   idle: bytes = b"") -> Response:
+        """A stream of parts, one per new frame or reading (`wait`: the reader's method that waits
+        for one), with `idle` sent when none came for a second."""
+        try:
+            reader = watched(request)
+        except Refused as e:
+            return refused(route, e)
+
+        async def parts():
+            last = None
+            while True:
+                newer = await run_in_threadpool(getattr(reader, wait), last, 1.0)
+                if newer is None or newer is last:
+                    if idle:
+                        yield idle
+                    continue
+                last = newer
+                yield await run_in_threadpool(part, reader, newer)
+
+        metrics.requests.labels(route, "200").inc()
+        return StreamingResponse(parts(), media_type=media_type, headers={"Cache-Control": "no-store"})
+
+    async def camera_stream(request: Request) -> Response:
+        return await live(request, "/camera/stream", "wait_frame", _mjpeg_part,
+                          "multipart/x-mixed-replace; boundary=frame")
+
+    async def camera_events(request: Request) -> Response:
+        return await live(request, "/camera/events", "wait_reading", _event, "text/event-stream",
+                          idle=b": waiting\n\n")  # a comment: the connection is seen alive
 
     async def metrics_route(request: Request) -> Response:
         try:
@@ -232,7 +298,8 @@ def create_app(classifier: DigitClassifier, model_path: str, token: Optional[str
 
     routes = [Route("/classify", classify, methods=["POST"]), Route("/number", number, methods=["POST"]),
               Route("/health", health), Route("/metrics", metrics_route), Route("/openapi.json", openapi),
-              Route("/", page)]
+              Route("/", page), Route("/camera/latest", camera_latest), Route("/camera/stream", camera_stream),
+              Route("/camera/events", camera_events)]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.metrics, app.state.service = metrics, state
     return app
@@ -262,6 +329,18 @@ async def _body(request: Request, max_bytes: int) -> bytes:
             raise Refused(413, "too_large", f"the body is over the limit of {max_bytes:,} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _mjpeg_part(reader: CameraReader, frame) -> bytes:
+    """One part of the live view: the frame with its reading drawn in."""
+    jpeg = annotated_jpeg(frame, reader.latest())
+    return b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg \
+        + b"\r\n"
+
+
+def _event(reader: CameraReader, reading) -> bytes:
+    """One server-sent event: the reading, as /camera/latest answers it."""
+    return f"data: {json.dumps({**reading.to_dict(), 'camera': reader.status()})}\n\n".encode()
 
 
 def _reason(error: EdgeError) -> str:
@@ -313,6 +392,13 @@ OPENAPI = {
         "/health": {"get": {"summary": "Whether the model gives its exported answers here", "security": [{}],
                             "responses": {"200": {"description": "The self-test passed"},
                                           "503": {"description": "It failed, or has not run yet: the detail says"}}}},
+        "/camera/latest": {"get": {"summary": "With --camera: the newest frame's reading, its frame and latency",
+                                   "responses": {"200": {"description": "The reading"}, "401": _ERROR,
+                                                 "404": _ERROR, "503": _ERROR}}},
+        "/camera/stream": {"get": {"summary": "With --camera: the live view, each digit boxed",
+                                   "responses": {"200": {"description": "multipart/x-mixed-replace JPEGs"}}}},
+        "/camera/events": {"get": {"summary": "With --camera: each new reading as a server-sent event",
+                                   "responses": {"200": {"description": "text/event-stream"}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Prometheus text"},
                                                                               "401": _ERROR}}},
     },

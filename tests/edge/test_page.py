@@ -1,7 +1,8 @@
 """The page edge-serve serves, in a real browser: headless Chromium (Debian's `chromium` and
 `chromium-driver`; .ci/run installs them) driven by Selenium. A held-out digit is drawn on the pad
 stroke by stroke with pointer events, and the page's answer must be the model's answer for that
-drawing; a photo of a number sent from the page gets its boxes drawn.
+drawing; a photo of a number sent from the page gets its boxes drawn; with --camera, the page shows
+the live view and the newest reading.
 
 Without the browser these tests skip, saying why; with LSTM_EDGE_REQUIRE_BROWSER=1 (CI) they fail.
 LSTM_EDGE_PAGE_SCREENSHOT=PATH saves the page, as the drawing left it, to PATH (docs/serve-page.png)."""
@@ -142,3 +143,24 @@ def test_a_photo_of_a_number_sent_from_the_page_gets_its_boxes(page, int8_model,
         "d[i + 2] < 90) n++; return n")
     assert red > 0 and browser.find_element(By.ID, "answer").text == answer["number"]
     Select(browser.find_element(By.ID, "mode")).select_by_value("classify")
+
+
+def test_the_page_shows_the_cameras_live_view_and_reading(int8_model, browser, frames, truth):
+    server = Server("--model", str(int8_model), "--camera", str(frames), "--fps", "30", "--number")
+    try:
+        browser.get(f"http://{server.host}:{server.port}/")
+        deadline = time.monotonic() + HANG_GUARD_S
+        numbers = {answer["number"] for answer in truth.values()}
+        while True:
+            shown = browser.execute_script(
+                "const live = document.getElementById('live'); return [!document.getElementById('camera').hidden, "
+                "live.naturalWidth, document.getElementById('camera-reading').textContent, "
+                "document.getElementById('camera-detail').textContent]")
+            if shown[0] and shown[1] == 640 and shown[2] in numbers:
+                break
+            assert time.monotonic() < deadline, f"the page never showed the camera: {shown}"
+            time.sleep(0.1)
+        assert "ms after the frame" in shown[3]
+    finally:
+        browser.get("about:blank")  # closes the stream and the events before the server stops
+        server.stop()
