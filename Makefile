@@ -17,12 +17,14 @@ $(BIN)/.installed: pyproject.toml
 	  || $(BIN)/pip install --quiet -e '.[train,tflite-runtime,dev,bench,micro,serve,camera]'
 	touch $@
 
-## demo: train on the offline MNIST sample, export int8 with parity proven, self-test it, classify example digits
+## demo: train on the offline MNIST sample, export int8 with parity proven, the line reader for touching digits beside it, self-test, classify example digits
 demo: $(BIN)/.installed
-	rm -rf $(RUN)
+	rm -rf $(RUN) $(RUN)-lines
 	$(BIN)/lstm-edge train --dataset mnist-sample --epochs 12 --augment --out $(RUN)
 	$(BIN)/lstm-edge evaluate $(RUN)
 	$(BIN)/lstm-edge export $(RUN) --quantize --out model.tflite
+	$(BIN)/lstm-edge train-lines --dataset mnist-sample --out $(RUN)-lines
+	$(BIN)/lstm-edge export-lines $(RUN)-lines --out model.lines.tflite
 	$(BIN)/edge-doctor --model model.tflite
 	$(BIN)/edge-classify examples/digits --model model.tflite
 

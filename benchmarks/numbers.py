@@ -3,12 +3,15 @@ read with `DigitClassifier.read_number`, beside the same digits read one by one.
 
     python -m benchmarks.numbers [--model model.tflite] [--data MNIST_DIR] [--numbers N] [--out DIR]
 
-Each number has 2 to 6 digits, each digit scaled by 0.85-1.15 and shifted up or down by up to 3 of
-its 28 pixels, with gaps either separated (2-12 pixels) or touching (the digits' columns overlap
+Each number has 2 to 6 digits (`lstm_edge.train.numbers`, as the line reader's training numbers
+are made, but of held-out digits), each digit scaled by 0.85-1.15 and shifted up or down by up to 3
+of its 28 pixels, with gaps either separated (2-12 pixels) or touching (the digits' columns overlap
 by 1-3 pixels, so strokes often meet). Every number comes in the three forms the tests use: the
 28-pixel-high PNG as drawn (MNIST's polarity), dark ink on textured paper at 5x as a JPEG, and
-small on a large transparent canvas. Writes numbers.json, numbers.md and numbers-failures.png (a
-few touching pairs read wrong) to DIR, and docs/benchmarks.md's "numbers" section when DIR is the
+small on a large transparent canvas. With a line reader beside the model, every number is read by
+the segmenter alone and with the reader. Writes numbers.json, numbers.md, numbers-failures.png (a
+few touching numbers read wrong, paper form) and numbers-read.png (a few the reader reads right
+where the segmenter alone did not) to DIR, and docs/benchmarks.md's "numbers" section when DIR is the
 checkout's own benchmarks/results (benchmarks.report).
 """
 
@@ -25,37 +28,15 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from lstm_edge.edge.machine import describe as describe_machine
+from lstm_edge.train.numbers import GAPS, compose  # noqa: F401 (compose: the other benchmarks' and tests' too)
 
 from .forms import off_centre_transparent, paper_photo
 from .report import RESULTS, publish
 
 FORMS = ("png28", "paper", "canvas")
-GAPS = {"separated": (2, 12), "touching": (-3, -1)}
 ROWS = (("separated", None), ("touching", None), ("separated", 4), ("touching", 4))  # gaps, digits (None: 2-6)
 SURE = 0.9  # a reading this confident or more is one a user would act on: how often is it wrong?
 SINGLE_DIGITS = 2000  # held-out digits drawn from, and each read alone to count false splits
-
-
-def compose(digits: list[np.ndarray], gaps: list[int], rng: np.random.Generator) -> np.ndarray:
-    """Digits (28x28 uint8, ink light) side by side on one line, with scale and baseline jitter."""
-    pieces = []
-    for digit in digits:
-        columns = np.flatnonzero(digit.max(axis=0) > 0)
-        crop = digit[:, columns[0] : columns[-1] + 1]
-        scale = rng.uniform(0.85, 1.15)
-        size = (max(1, round(crop.shape[1] * scale)), max(1, round(28 * scale)))
-        pieces.append((np.asarray(Image.fromarray(crop).resize(size, Image.BILINEAR)), int(rng.integers(-3, 4))))
-    margin = 8
-    height = 2 * margin + max(p.shape[0] for p, _ in pieces)
-    width = 2 * margin + sum(p.shape[1] for p, _ in pieces) + sum(gaps)
-    canvas = np.zeros((height, width), np.uint8)
-    x = margin
-    for (piece, shift), gap in zip(pieces, [*gaps, 0]):
-        y = (height - piece.shape[0]) // 2 + shift
-        region = canvas[y : y + piece.shape[0], x : x + piece.shape[1]]
-        np.maximum(region, piece, out=region)
-        x += piece.shape[1] + gap
-    return canvas
 
 
 def encode(ink: np.ndarray, form: str, rng: np.random.Generator) -> bytes:
@@ -69,90 +50,117 @@ def encode(ink: np.ndarray, form: str, rng: np.random.Generator) -> bytes:
     return buffer.getvalue()
 
 
-def measure(model: str, numbers: int, data_path: str | None = None, seed: int = 0) -> tuple[dict, list]:
-    """The figures, and the touching pairs read wrong (for the picture).
+def measure(model: str, numbers: int, data_path: str | None = None, seed: int = 0) -> tuple[dict, list, list]:
+    """The figures, the touching numbers read wrong, and those the line reader read right where the
+    segmenter alone did not (for the pictures).
+
+    With a line reader beside the model (`model.lines.tflite`), every number is read twice, by the
+    segmenter alone and with the reader, on the same image.
 
     Args:
       data_path: the model's dataset (a folder of MNIST IDX files), whose test split is held out from
         it; default the offline sample's held-out split (for models trained on the sample).
     """
     from lstm_edge.edge import DigitClassifier, ImageError
-    from lstm_edge.edge.preprocess import find_digits
+    from lstm_edge.edge.lines import lines_path
     from lstm_edge.train.data import load_dataset
 
     data = load_dataset("mnist-sample", data_path)
     x, y = data.x_test[:SINGLE_DIGITS], data.y_test[:SINGLE_DIGITS]  # held-out digits only
-    classifier = DigitClassifier(model)
+    readers = {"segmenter": DigitClassifier(model, lines=None)}
+    if Path(lines_path(model)).is_file():
+        readers["line reader"] = DigitClassifier(model)
     rng = np.random.default_rng(seed)
-    rows, failures = [], []
+    rows, failures, successes = [], [], []
 
-    def read(length: int, gap_class: str, form: str) -> tuple[str, str, float, float, int, np.ndarray]:
-        """One synthetic number: (truth, what was read, its lowest confidence, seconds to read it,
-        single digits right, its ink)."""
+    def read(length: int, gap_class: str, form: str) -> tuple[str, dict, int, np.ndarray]:
+        """One synthetic number: (truth, {reader: (what was read, its lowest confidence, seconds to
+        read it)}, single digits right, its ink)."""
         low, high = GAPS[gap_class]
         index = rng.integers(0, len(x), length)
         ink = compose(list(x[index]), [int(g) for g in rng.integers(low, high + 1, length - 1)], rng)
-        data = encode(ink, form, rng)
-        start = time.perf_counter()
-        try:
-            reading = classifier.read_number(data)
-            text, confidence = reading.text, reading.lowest_confidence
-        except ImageError:
-            text, confidence = "", 0.0
-        seconds = time.perf_counter() - start
+        image = encode(ink, form, rng)
+        readings = {}
+        for name, classifier in readers.items():
+            start = time.perf_counter()
+            try:
+                reading = classifier.read_number(image)
+                text, confidence = reading.text, reading.lowest_confidence
+            except ImageError:
+                text, confidence = "", 0.0
+            readings[name] = (text, confidence, time.perf_counter() - start)
         singles = 0
         for digit, label in zip(x[index], y[index]):
             try:
-                singles += classifier.classify(encode(digit, form, rng)).digit == int(label)
+                singles += readers["segmenter"].classify(encode(digit, form, rng)).digit == int(label)
             except ImageError:  # refused (e.g. read as several digits): not right
                 pass
-        return "".join(str(int(d)) for d in y[index]), text, confidence, seconds, singles, ink
+        return "".join(str(int(d)) for d in y[index]), readings, singles, ink
 
     for form in FORMS:
         for gap_class, lengths in ROWS:
-            whole = digits_right = digits_total = count_right = single_right = all_single = 0
-            seconds, wrong, right = [], [], []
+            tallies = {name: {"whole": 0, "count": 0, "digits": 0, "seconds": [], "wrong": [], "right": []}
+                       for name in readers}
+            digits_total = single_right = all_single = 0
             for _ in range(numbers):
                 length = lengths or int(rng.integers(2, 7))
-                truth, text, confidence, took, singles, ink = read(length, gap_class, form)
-                whole += text == truth
-                count_right += len(text) == length
-                digits_right += sum(a == b for a, b in zip(text, truth)) if len(text) == length else 0
+                truth, readings, singles, ink = read(length, gap_class, form)
                 digits_total += length
                 single_right += singles
                 all_single += singles == length
-                seconds.append(took)
-                if text:
-                    (right if text == truth else wrong).append(confidence)
-                if text != truth and gap_class == "touching" and form == "png28" and length == 2 \
-                        and len(failures) < 6:
+                for name, (text, confidence, took) in readings.items():
+                    tally = tallies[name]
+                    tally["whole"] += text == truth
+                    tally["count"] += len(text) == length
+                    tally["digits"] += sum(a == b for a, b in zip(text, truth)) if len(text) == length else 0
+                    tally["seconds"].append(took)
+                    if text:
+                        tally["right" if text == truth else "wrong"].append(confidence)
+                text = readings[list(readers)[-1]][0]
+                if text != truth and gap_class == "touching" and form == "paper" and len(failures) < 6:
                     failures.append((ink, truth, text))
-            rows.append({"form": form, "gaps": gap_class, "digits": f"{lengths}" if lengths else "2-6",
-                         "numbers": numbers, "whole": whole / numbers, "digit_count": count_right / numbers,
-                         "per_digit": digits_right / digits_total, "single_digit": single_right / digits_total,
-                         "all_digits_singly": all_single / numbers, "ms_per_number": 1000 * float(np.median(seconds)),
-                         "wrong": len(wrong), "wrong_but_sure": sum(c > SURE for c in wrong),
-                         "right": len(right), "right_unsure": sum(c <= SURE for c in right)})
-    # How often is a single digit read as several? Every held-out digit, in every form.
-    split = {}
+                before = readings["segmenter"][0]
+                if (text == truth != before and gap_class == "touching" and form == "paper"
+                        and len(successes) < 6):
+                    successes.append((ink, truth, f"{text}, not {before or '(error)'}"))
+            for name, t in tallies.items():
+                rows.append({"form": form, "gaps": gap_class, "digits": f"{lengths}" if lengths else "2-6",
+                             "reader": name, "numbers": numbers, "whole": t["whole"] / numbers,
+                             "digit_count": t["count"] / numbers, "per_digit": t["digits"] / digits_total,
+                             "single_digit": single_right / digits_total, "all_digits_singly": all_single / numbers,
+                             "ms_per_number": 1000 * float(np.median(t["seconds"])), "wrong": len(t["wrong"]),
+                             "wrong_but_sure": sum(c > SURE for c in t["wrong"]), "right": len(t["right"]),
+                             "right_unsure": sum(c <= SURE for c in t["right"])})
+    # How often is a single digit read as several? Every held-out digit, in every form, by each reader.
+    split = {name: {} for name in readers}
     for form in FORMS:
-        several = 0
+        several = dict.fromkeys(readers, 0)
         for digit in x:
-            try:
-                several += len(find_digits(encode(digit, form, rng))[0]) != 1
-            except ImageError:  # refused as several lines: not read as one digit either
-                several += 1
-        split[form] = several / len(x)
-    return {"machine": describe_machine(), "model": describe(model), "runtime": classifier.runtime, "rows": rows,
-            "data": data.name,
-            "single_digits": len(x), "single_read_as_several": split}, failures
+            image = encode(digit, form, rng)
+            for name, classifier in readers.items():
+                try:
+                    several[name] += len(classifier.read_number(image).text) != 1
+                except ImageError:  # refused (several lines, no ink): not read as one digit either
+                    several[name] += 1
+        for name in readers:
+            split[name][form] = several[name] / len(x)
+    return {"machine": describe_machine(), "model": describe(model), "runtime": readers["segmenter"].runtime,
+            "line_reader": describe(lines_path(model)) if len(readers) > 1 else None, "rows": rows,
+            "data": data.name, "single_digits": len(x), "single_read_as_several": split}, failures, successes
 
 
 def describe(model: str) -> str:
     """The model as its manifest tells it: mode, size of the LSTM, training, float accuracy."""
     try:
-        manifest = json.loads(Path(model).with_suffix(".json").read_text())
+        manifest = json.loads(Path(os.path.splitext(model)[0] + ".json").read_text())
         training = manifest["training"]
+        if manifest.get("kind") == "line reader":
+            config = training["model"]
+            mode = {"none": "float32"}.get(manifest["quantization"], manifest["quantization"])
+            return (f"the {mode} line reader ({config['units']} units each way, "
+                    f"{config['width']} columns) trained {training['epochs_done']} epochs on {config['lines']:,} "
+                    f"numbers of {training['dataset'] or os.path.basename(training['data_path'])}'s training digits "
+                    f"(reads {100 * manifest['parity']['float_accuracy']:.1f}% of its held-out numbers whole)")
         return (f"the {manifest['quantization']} export of a {training['model']['units']}-unit LSTM trained "
                 f"{training['epochs_done']} epochs on {training['dataset'] or os.path.basename(training['data_path'])} "
                 f"(float accuracy "
@@ -162,24 +170,29 @@ def describe(model: str) -> str:
 
 
 def render(r: dict) -> str:
+    reader = (f"; beside it {r['line_reader']}, each number read by the segmenter alone and with the line reader"
+              if r.get("line_reader") else "")
     lines = [f"Read with `read_number` from {r['rows'][0]['numbers']} synthetic numbers per row (held-out digits: "
-             f"the test split of {r['data']}), {r['model']} on {r['runtime']}, {r['machine']['cpu']} "
+             f"the test split of {r['data']}), {r['model']} on {r['runtime']}{reader}, {r['machine']['cpu']} "
              f"({r['machine']['cores']} cores). \"per digit\" counts a number's digits only when the count of "
              "digits is right; \"single\" is the same digits read one image each, in the same form, and \"all "
              "singly\" the numbers whose digits are all right that way; \"ms\": the median time of `read_number` "
              f"on the image's bytes; \"wrong, sure\": wrong readings whose lowest confidence is above {SURE:g} "
              f"(what `--min-confidence {SURE:g}` lets through), \"right, unsure\": right ones it would refuse.", "",
-             "| form | gaps | digits | whole number | digit count right | per digit | single | all singly | ms | "
-             "wrong, sure | right, unsure |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| form | gaps | digits | read by | whole number | digit count right | per digit | single | all singly | "
+             "ms | wrong, sure | right, unsure |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in r["rows"]:
-        lines.append(f"| {row['form']} | {row['gaps']} | {row['digits']} | {100 * row['whole']:.1f}% | "
+        lines.append(f"| {row['form']} | {row['gaps']} | {row['digits']} | {row.get('reader', 'segmenter')} | "
+                     f"{100 * row['whole']:.1f}% | "
                      f"{100 * row['digit_count']:.1f}% | {100 * row['per_digit']:.1f}% | "
                      f"{100 * row['single_digit']:.1f}% | {100 * row['all_digits_singly']:.1f}% | "
                      f"{row['ms_per_number']:.2f} | {_share(row['wrong_but_sure'], row['wrong'])} | "
                      f"{_share(row['right_unsure'], row['right'])} |")
-    split = ", ".join(f"{form} {100 * v:.2f}%" for form, v in r["single_read_as_several"].items())
-    lines += ["", f"Single digits read as more than one ({r['single_digits']:,} held-out digits per form): {split}."]
+    for name, shares in r["single_read_as_several"].items():
+        split = ", ".join(f"{form} {100 * v:.2f}%" for form, v in shares.items())
+        lines += ["", f"Single digits read as more than one by the {name} ({r['single_digits']:,} held-out digits "
+                      f"per form): {split}."]
     return "\n".join(lines)
 
 
@@ -188,7 +201,7 @@ def _share(part: int, whole: int) -> str:
 
 
 def failure_picture(failures: list, path: Path) -> None:
-    """The touching pairs read wrong, each with the truth and what was read."""
+    """Numbers, each with the truth and what was read."""
     tiles = []
     for ink, truth, read in failures:
         tile = Image.new("L", (ink.shape[1] * 3, ink.shape[0] * 3 + 16), 255)
@@ -217,10 +230,11 @@ def main() -> None:
         parser.error(f"--model {args.model}: no such file (make demo exports one)")
     if args.numbers < 1:
         parser.error("--numbers must be at least 1")
-    results, failures = measure(args.model, args.numbers, args.data)
+    results, failures, successes = measure(args.model, args.numbers, args.data)
     table = render(results)
     publish(args.out, "numbers", results, table)
     failure_picture(failures, args.out / "numbers-failures.png")
+    failure_picture(successes, args.out / "numbers-read.png")
     print(table)
 
 

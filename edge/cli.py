@@ -135,12 +135,14 @@ def classify(argv=None) -> int:
     path = model_path(args.model)
     try:
         classifier = DigitClassifier(path, runtime=args.runtime, threads=args.threads)
+        reader = classifier.lines if args.number else None  # a broken reader: one line now, not mid-way
     except EdgeError as e:
         print(f"edge-classify: error: {describe(e)}", file=sys.stderr)
         return USAGE_ERROR
     loaded = time.perf_counter()
     if args.verbose:
-        print(f"loaded {path} on {classifier.runtime} in {1000 * (loaded - start):.1f} ms", file=sys.stderr)
+        beside = f" and the line reader {classifier.lines_path}" if reader is not None else ""
+        print(f"loaded {path}{beside} on {classifier.runtime} in {1000 * (loaded - start):.1f} ms", file=sys.stderr)
     if args.camera:
         return _watch(args, classifier)
 
@@ -157,15 +159,17 @@ def classify(argv=None) -> int:
                   file=sys.stderr)
     prepared = time.perf_counter()
     if args.number:
-        answers = [classifier.reading(digits) for digits in found]
+        answers = [_read(classifier, digits, args.max_digits) for digits in found]
     else:  # every image's digit in one batched inference
         answers = classifier.classify_many([digits.single() for digits in found], preprocess=False)
     inferred = time.perf_counter()
     try:
         for name, digits, answer in zip(names, found, answers):
             try:
+                if isinstance(answer, ImageError):
+                    raise answer
                 answer.assured(args.min_confidence)
-            except UnsureError as e:
+            except ImageError as e:  # unsure, or the line reader counted too many digits
                 print(f"{name}: error: {describe(e)}", file=sys.stderr)
                 failures += 1
                 continue
@@ -179,6 +183,14 @@ def classify(argv=None) -> int:
               f"job{'s' * (args.jobs > 1)}, inference {1000 * (inferred - prepared) / n:.3f} ms/image, "
               f"total {1000 * (time.perf_counter() - start):.1f} ms", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _read(classifier, digits, max_digits: int):
+    """One image's number, or the error that refuses it (the other images go on)."""
+    try:
+        return classifier.reading(digits, max_digits)
+    except ImageError as e:
+        return e
 
 
 def _watch(args: argparse.Namespace, classifier) -> int:
@@ -395,6 +407,7 @@ def serve_main(argv=None) -> None:
     path = model_path(args.model)
     try:
         classifier = DigitClassifier(path, runtime=args.runtime, threads=args.threads)
+        classifier.lines  # noqa: B018 (the line reader, loaded now: a broken one is one line at start)
     except EdgeError as e:
         print(f"edge-serve: error: {describe(e)}", file=sys.stderr)
         sys.exit(USAGE_ERROR)

@@ -28,3 +28,15 @@ def scale_pixels(pixels: np.ndarray) -> np.ndarray:
       float32 array of the same shape.
     """
     return np.asarray(pixels, dtype=np.float32) / np.float32(PIXEL_MAX)
+
+
+# The line reader, a second model that is optional: a group of touching digits read whole. It reads
+# the group's ink scaled to LINE_INK_HEIGHT rows (as MNIST fits a digit into 20 pixels), with
+# LINE_MARGIN empty pixels above, below and before it, in LINE_HEIGHT rows and as many columns as
+# its input has (the rest empty), column by column; it answers, for each of its steps, the
+# probabilities of the ten digits and of BLANK (no digit ends here: CTC's blank), in that order.
+LINE_HEIGHT = IMAGE_SIZE
+LINE_INK_HEIGHT = FIT_SIZE
+LINE_MARGIN = (LINE_HEIGHT - LINE_INK_HEIGHT) // 2
+BLANK = NUM_CLASSES
+LINE_CLASSES = NUM_CLASSES + 1

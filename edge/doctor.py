@@ -169,6 +169,32 @@ def model_checks(path: str) -> tuple[list[Check], Optional[dict], Optional[str]]
     return checks, manifest, sidecar
 
 
+def line_reader_checks(path: str) -> list[Check]:
+    """The line reader beside the model, when there is one: its manifest's hash and what its export proved."""
+    from .lines import lines_path
+
+    reader = lines_path(path)
+    if not os.path.isfile(reader):
+        return []
+    name = os.path.basename(reader)
+    try:
+        with open(reader, "rb") as f:
+            manifest = check_manifest(reader, f.read())
+    except OSError as e:
+        return [Check("line reader", "fail", f"{reader}: {e.strerror}")]
+    except ModelError as e:
+        return [Check("line reader", "fail", str(e))]
+    if manifest is None:
+        return [Check("line reader", "warn", f"{name}: no manifest {os.path.basename(manifest_path(reader))} beside it",
+                      "copy it from the export-lines output, or export the reader again")]
+    parity = manifest.get("parity", {})
+    verified = ", ".join(f"{c.get('runtime')} {c.get('version')}" for c in parity.get("verified_on", []))
+    quantization = {"none": "float32"}.get(manifest.get("quantization"), manifest.get("quantization"))
+    return [Check("line reader", "ok", f"{name}, hash matches; {quantization}, read "
+                  f"{100 * parity.get('float_accuracy', 0):.1f}% of {parity.get('numbers')} held-out numbers whole; "
+                  f"verified on {verified or 'nothing'}")]
+
+
 def _float_sibling(path: str) -> Optional[str]:
     """A float32 export in the same folder (its manifest says so), to time beside an int8 one."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -296,6 +322,7 @@ def diagnose(path: str, runtime: str = "auto") -> Report:
     chosen = _chosen(runtime, facts["interpreters"]) or "none"
     found, manifest, sidecar = model_checks(path)
     checks += found
+    checks += line_reader_checks(path)
     figures: dict[str, Any] = {"environment": facts}
     if sidecar and facts["interpreters"]:
         features = facts["cpu_features"]

@@ -20,6 +20,7 @@ import numpy as np
 
 from .bench import latencies_us
 from .errors import EdgeError
+from .lines import LineModel
 from .runtime import TFLiteModel
 
 
@@ -31,9 +32,12 @@ def main(argv=None) -> int:
     parser.add_argument("--runtime", default="auto")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--timing", type=int, default=0, help="time this many batch-1 invokes")
+    parser.add_argument("--lines", action="store_true", help="the model is a line reader: .npy of (N, 28, width) "
+                                                              "lines in, (N, steps, 11) probabilities out")
     args = parser.parse_args(argv)
     try:
-        model = TFLiteModel(args.model, runtime=args.runtime, threads=args.threads)
+        kind = LineModel if args.lines else TFLiteModel
+        model = kind(args.model, runtime=args.runtime, threads=args.threads)
         report = {"runtime": model.runtime.name, "version": model.runtime.version, "io": model.io_contract()}
         digits = np.load(args.digits)
         np.save(args.output, model.predict(digits))
@@ -44,7 +48,7 @@ def main(argv=None) -> int:
             report["micro"] = {"ops": op_names(data),
                                "arena_bytes": minimal_arena_bytes(data, model.stored_input(digits[:1]))}
         if args.timing:
-            single = TFLiteModel(args.model, runtime=args.runtime, threads=1)
+            single = kind(args.model, runtime=args.runtime, threads=1)
             report["latency_us"] = float(np.median(latencies_us(single, digits, args.timing)))
     except (EdgeError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

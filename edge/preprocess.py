@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .contract import CENTRE, FIT_SIZE, IMAGE_SIZE
+from .contract import CENTRE, FIT_SIZE, IMAGE_SIZE, LINE_HEIGHT, LINE_INK_HEIGHT, LINE_MARGIN
 from .errors import NoDigitError, SeveralDigitsError
 from .picture import IMAGE_EXTENSIONS, Box, ImageSource, Picture, WholePicture, median, open_picture
-from .segment import EDGE, MAX_DIGITS, STRONG, segment_digits
+from .segment import EDGE, MAX_DIGITS, STRONG, segment_digits, touching_runs
 
-__all__ = ["IMAGE_EXTENSIONS", "Box", "ImageSource", "FoundDigits", "read_digits", "find_digits",
-           "preprocess_image", "ink_map", "mnist_layout", "render_ascii"]
+__all__ = ["IMAGE_EXTENSIONS", "Box", "ImageSource", "FoundDigits", "TouchingGroup", "read_digits", "find_digits",
+           "preprocess_image", "ink_map", "mnist_layout", "line_layout", "render_ascii"]
 
 # Ink weaker than this (fraction of full scale, after the background is removed) is no digit.
 MIN_CONTRAST = 0.15
@@ -42,6 +42,32 @@ FRAME_SAMPLES = 4096  # the frame's pixels the paper is measured on, at most (ev
 
 
 @dataclass(frozen=True)
+class TouchingGroup:
+    """Digits that may touch (`segment.touching_runs`), kept whole for a line reader: a group of
+    strokes wider than one digit, which the segmenter cut by its column profile (or left whole), or
+    digits whose strokes come within a few pixels of each other.
+
+    Attributes:
+      first, count: the digits are FoundDigits' inputs[first : first + count].
+      ink: float32 (h, w) in [0, 1], their ink alone (other digits' strokes removed).
+      origin: where the ink's pixel (0, 0) lies in the input's own pixels, ...
+      per: ... and how many of the input's pixels one of the ink's spans, (across, down).
+    """
+
+    first: int
+    count: int
+    ink: np.ndarray
+    origin: tuple[float, float]
+    per: tuple[float, float]
+
+    def box(self, left: float, right: float) -> Box:
+        """The input's pixels under the ink's columns left to right (the group's full height)."""
+        (x0, y0), (sx, sy) = self.origin, self.per
+        return (math.floor(x0 + left * sx), math.floor(y0), math.ceil(x0 + right * sx),
+                math.ceil(y0 + self.ink.shape[0] * sy))
+
+
+@dataclass(frozen=True)
 class FoundDigits:
     """The digits of one line of handwriting, as the model will see them.
 
@@ -49,11 +75,14 @@ class FoundDigits:
       inputs: each digit's (28, 28) float32 model input, left to right.
       boxes: each digit's (left, top, right, bottom) in the input's own pixels.
       seconds: each stage's wall time, (stage, seconds) for the STAGES.
+      touching: the groups wider than a digit, whole, left to right: a line reader
+        (`DigitClassifier` with a reader beside its model) reads them again as touching digits.
     """
 
     inputs: tuple[np.ndarray, ...]
     boxes: tuple[Box, ...]
     seconds: tuple[tuple[str, float], ...]
+    touching: tuple[TouchingGroup, ...] = ()
 
     def single(self) -> np.ndarray:
         """The one digit's model input.
@@ -114,7 +143,10 @@ def read_digits(source: ImageSource, max_digits: int = MAX_DIGITS) -> FoundDigit
     sy = picture.original_size[1] / picture.work_size[1]
     boxes = tuple((math.floor((left + g.left) * sx), math.floor((top + g.top) * sy),
                    math.ceil((left + g.right) * sx), math.ceil((top + g.bottom) * sy)) for g in segments)
-    return FoundDigits(inputs, boxes, tuple(zip(STAGES, np.diff(clock).tolist())))
+    touching = tuple(TouchingGroup(run.first, run.count, run.whole.ink,
+                                   ((left + run.whole.left) * sx, (top + run.whole.top) * sy), (sx, sy))
+                     for run in touching_runs(segments))
+    return FoundDigits(inputs, boxes, tuple(zip(STAGES, np.diff(clock).tolist())), touching)
 
 
 def ink_map(picture: Picture) -> tuple[np.ndarray, tuple[int, int], Picture]:
@@ -385,6 +417,43 @@ def mnist_layout(ink: np.ndarray) -> np.ndarray:
     canvas = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.float32)
     canvas[y : y + height, x : x + width] = digit
     return canvas
+
+
+@dataclass(frozen=True)
+class LineLayout:
+    """A group of touching digits as the line reader reads it (the contract: `contract.LINE_HEIGHT`).
+
+    Attributes:
+      input: float32 (LINE_HEIGHT, width) in [0, 1].
+      left: the column of the group's ink where the input's column 0 lies, ...
+      scale: ... and the input's columns per column of the group's ink: column x of the input is
+        column left + x / scale of the ink it was laid out from.
+    """
+
+    input: np.ndarray
+    left: float
+    scale: float
+
+
+def line_layout(ink: np.ndarray, width: int) -> LineLayout:
+    """Crop to the ink, scale it LINE_INK_HEIGHT rows high keeping the aspect ratio (squeezed
+    across where it would be wider than the input), and place it LINE_MARGIN from the top left.
+
+    Args:
+      ink: float array (H, W) in [0, 1], ink 1 and background 0: one group of digits.
+      width: the reader's input width.
+    Raises:
+      NoDigitError: no stroke stands out.
+    """
+    top, bottom, left, right = _ink_box(ink)
+    group = np.ascontiguousarray(ink[top:bottom, left:right], np.float32)
+    height, group_width = group.shape
+    drawn = max(1, min(width - 2 * LINE_MARGIN, round(group_width * LINE_INK_HEIGHT / height)))
+    scaled = np.asarray(Image.fromarray(group, "F").resize((drawn, LINE_INK_HEIGHT), Image.Resampling.BILINEAR))
+    canvas = np.zeros((LINE_HEIGHT, width), np.float32)
+    canvas[LINE_MARGIN : LINE_MARGIN + LINE_INK_HEIGHT, LINE_MARGIN : LINE_MARGIN + drawn] = np.clip(scaled, 0.0, 1.0)
+    scale = drawn / group_width
+    return LineLayout(canvas, left - LINE_MARGIN / scale, scale)
 
 
 def _ink_box(ink: np.ndarray) -> tuple[int, int, int, int]:

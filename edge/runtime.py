@@ -99,14 +99,18 @@ class TFLiteModel:
             raise ModelError(f"{self.path}: expected 1 input and 1 output, found {len(inputs)} and {len(outputs)}")
         self._input, self._output = inputs[0], outputs[0]
         self._input_codec, self._output_codec = Codec(self._input), Codec(self._output)
-        in_shape, out_shape = tuple(self._input["shape"]), tuple(self._output["shape"])
+        in_shape, out_shape = tuple(int(n) for n in self._input["shape"]), tuple(int(n) for n in self._output["shape"])
+        self._check_shapes(in_shape, out_shape)
+        self.item_shape, self.answer_shape = in_shape[1:], out_shape[1:]
+        ops = _op_names(self._interpreter)
+        self._resource_state = bool(_RESOURCE_VARIABLE_OPS & ops)
+        self.stateful = self._resource_state or bool(_VARIABLE_TENSOR_OPS & ops)
+
+    def _check_shapes(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> None:
         if len(in_shape) != 3 or in_shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
             raise ModelError(f"{self.path}: input shape {list(in_shape)} is not [batch, 28, 28]")
         if len(out_shape) != 2 or out_shape[1] != NUM_CLASSES:
             raise ModelError(f"{self.path}: output shape {list(out_shape)} is not [batch, 10]")
-        ops = _op_names(self._interpreter)
-        self._resource_state = bool(_RESOURCE_VARIABLE_OPS & ops)
-        self.stateful = self._resource_state or bool(_VARIABLE_TENSOR_OPS & ops)
 
     def io_contract(self) -> dict[str, dict[str, Any]]:
         """The input and output tensors as the model declares them (batch 1 as exported)."""
@@ -138,10 +142,10 @@ class TFLiteModel:
           float32 (N, 10).
         """
         digits = np.asarray(digits, dtype=np.float32)
-        if digits.ndim != 3 or digits.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-            raise ValueError(f"digits must be (N, 28, 28); got {digits.shape}")
+        if digits.shape[1:] != self.item_shape:
+            raise ValueError(f"digits must be (N, {', '.join(map(str, self.item_shape))}); got {digits.shape}")
         step = 1 if self.stateful or not self.runtime.resizable else max(1, batch_size)
-        out = np.empty((len(digits), NUM_CLASSES), np.float32)
+        out = np.empty((len(digits), *self.answer_shape), np.float32)
         starts = range(0, len(digits), step)
         workers = self._batch_workers() if len(starts) > 1 else [self]
 
@@ -215,7 +219,7 @@ class TFLiteModel:
         if self.stateful and n != 1:
             raise ValueError("a stateful model runs one digit per invoke")
         try:
-            self._interpreter.resize_tensor_input(self._input["index"], [n, IMAGE_SIZE, IMAGE_SIZE], strict=False)
+            self._interpreter.resize_tensor_input(self._input["index"], [n, *self.item_shape], strict=False)
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise ModelError(f"{self.path}: cannot run a batch of {n}: {_first_line(e)}") from None

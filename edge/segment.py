@@ -6,7 +6,8 @@ pixels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Optional
 
 import numpy as np
 
@@ -18,6 +19,7 @@ SAME_DIGIT_OVERLAP = 0.5  # strokes whose columns overlap by this share of the n
 STACKED_GAP = 0.25  # one stroke above another, this share of the tallest digit apart or closer: one digit
 FRAGMENT_HEIGHT = 0.5  # a stroke shorter than this share of the tallest ...
 FRAGMENT_GAP = 0.3  # ... this close beside a full-height one (share of the tallest) belongs to it
+FULL_HEIGHT = 0.7  # strokes this share of the tallest digit's height or taller, side by side, may be two digits
 DUST = 0.02  # stroke pieces under this share of the biggest one's area, and small, are dust: never merged
 SPECK_AREA = 0.08  # a group with less stroke than this share of the biggest digit's ...
 SPECK_SIZE = 0.35  # ... and smaller than this share of the tallest digit is a dot or a speck
@@ -28,6 +30,7 @@ LINE_HEIGHT = 0.5  # a band of rows this share of the tallest band's height ...
 LINE_INK = 0.1  # ... holding this share of the ink ...
 LINE_GAP = 0.25  # ... this share of its height away from the next is a line of its own
 MAX_DIGITS = 12
+TOUCHING_GAP = 0.05  # digits whose strokes come closer across than this share of the taller one's height may touch
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,9 @@ class Segment:
     left: int
     right: int
     ink: np.ndarray  # (bottom - top, right - left) float32 in [0, 1]
+    # A digit of a group wider than one digit (touching digits, or one wide digit): the whole group
+    # (one object shared by the group's digits), for a reader of touching digits to read whole.
+    group: Optional[Segment] = None
 
 
 def label_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -91,6 +97,7 @@ class _Group:
     right: int
     area: int
     runs: np.ndarray  # (n, 3) row, start, stop
+    beside: bool = False  # two strokes of full height side by side were merged: a narrow digit touching another?
 
     def absorb(self, other: _Group) -> None:
         self.top, self.bottom = min(self.top, other.top), max(self.bottom, other.bottom)
@@ -125,6 +132,7 @@ def _merge_same_digit(groups: list[_Group], tallest: int) -> list[_Group]:
             stacked = g.top >= m.bottom or m.top >= g.bottom
             if (overlap >= SAME_DIGIT_OVERLAP * min(m.right - m.left, g.right - g.left)
                     or (stacked and overlap > -STACKED_GAP * tallest)):
+                m.beside |= not stacked and min(m.bottom - m.top, g.bottom - g.top) >= FULL_HEIGHT * tallest
                 m.absorb(g)
                 break
         else:
@@ -167,10 +175,9 @@ def _segment_of(ink: np.ndarray, group: _Group) -> Segment:
     return Segment(top, bottom, left, right, np.where(mask, ink[top:bottom, left:right], 0.0).astype(np.float32))
 
 
-def _split_touching(ink: np.ndarray, group: _Group, height: int) -> list[Segment]:
+def _split_touching(whole: Segment, group: _Group, height: int) -> list[Segment]:
     """A group much wider than a digit: cut it where the ink is thinnest near each expected border,
     if it thins there at all and every part is a digit's height (else it is one wide digit)."""
-    whole = _segment_of(ink, group)
     width = whole.right - whole.left
     count = max(2, round((group.right - group.left) / (DIGIT_ASPECT * height)))
     profile = whole.ink.sum(axis=0)
@@ -244,9 +251,64 @@ def segment_digits(ink: np.ndarray, max_digits: int = MAX_DIGITS) -> list[Segmen
     for g in sorted(digits, key=lambda g: g.left):
         height = max(g.bottom - g.top, typical)
         if g.right - g.left > TOUCHING_ASPECT * height:
-            segments += _split_touching(ink, g, height)
+            whole = _segment_of(ink, g)
+            segments += [replace(part, group=whole) for part in _split_touching(whole, g, height)]
+        elif g.beside:  # one digit to the segmenter, which a reader may see as two
+            whole = _segment_of(ink, g)
+            segments.append(replace(whole, group=whole))
         else:
             segments.append(_segment_of(ink, g))
         if len(segments) > max_digits:
             raise TooManyDigitsError(max_digits)
     return segments
+
+
+@dataclass(frozen=True)
+class Touching:
+    """Digits side by side that may touch: a group wider than one digit (cut by its column profile,
+    or left whole), strokes of full height side by side merged into one digit (a 1 against a 0),
+    or digits whose strokes come within TOUCHING_GAP of each other across.
+
+    Attributes:
+      first, count: the digits are segments[first : first + count].
+      whole: all of their ink, as one Segment.
+    """
+
+    first: int
+    count: int
+    whole: Segment
+
+
+def touching_runs(segments: list[Segment]) -> list[Touching]:
+    """The runs of digits that may touch, left to right, for a reader that reads them whole."""
+    runs, i = [], 0
+    while i < len(segments):
+        j = i + 1
+        while j < len(segments) and ((segments[j].group is not None and segments[j].group is segments[j - 1].group)
+                                     or _close(segments[j - 1], segments[j])):
+            j += 1
+        part = segments[i:j]
+        if len(part) > 1 or part[0].group is not None:
+            runs.append(Touching(i, len(part), _joined(part)))
+        i = j
+    return runs
+
+
+def _close(a: Segment, b: Segment) -> bool:
+    a_columns, b_columns = np.flatnonzero(a.ink.max(axis=0) > STRONG), np.flatnonzero(b.ink.max(axis=0) > STRONG)
+    if not len(a_columns) or not len(b_columns):
+        return False
+    gap = (b.left + int(b_columns[0])) - (a.left + int(a_columns[-1]) + 1)
+    return gap < TOUCHING_GAP * max(a.bottom - a.top, b.bottom - b.top)
+
+
+def _joined(part: list[Segment]) -> Segment:
+    """The segments' ink in one box (a group's whole ink, not its cut pieces)."""
+    wholes = list({id(g.group or g): g.group or g for g in part}.values())
+    top, bottom = min(g.top for g in wholes), max(g.bottom for g in wholes)
+    left, right = min(g.left for g in wholes), max(g.right for g in wholes)
+    ink = np.zeros((bottom - top, right - left), np.float32)
+    for g in wholes:
+        region = ink[g.top - top : g.bottom - top, g.left - left : g.right - left]
+        np.maximum(region, g.ink, out=region)
+    return Segment(top, bottom, left, right, ink)

@@ -52,3 +52,33 @@ def export_command(run, mode, out, representative, tolerance, min_agreement, run
         click.echo(f"wrote {result.path.parent / 'model_data.h'} and model_data.cc for TFLM: {m.c_name}_model_data, "
                    f"{len(m.ops)} ops ({', '.join(m.ops)}), tensor arena {m.arena_bytes:,} bytes "
                    f"({m.arena_measured_bytes:,} measured)")
+
+
+@click.command("export-lines")
+@click.argument("run", type=click.Path())
+@click.option("--quantize", "mode", type=click.Choice(["none", "int8"]), default="none", is_flag=False,
+              flag_value="int8", show_default=True, help="none: float32; --quantize alone: int8.")
+@click.option("--out", type=click.Path(), default="model.lines.tflite", show_default=True,
+              help="Beside the digit model, named after it (model.tflite -> model.lines.tflite): read_number, "
+                   "edge-classify --number and edge-serve then use it.")
+@click.option("--min-agreement", type=click.FloatRange(0, 100), default=None,
+              help="Percent of the held-out numbers the float reader reads right that a quantized one must read "
+                   "right too [default: 95].")
+@click.option("--tolerance", type=click.FloatRange(0, 100), default=None,
+              help="Points of numbers read right a quantized reader may lose [default: 1].")
+@click.option("--runtime", "runtimes", type=click.Choice(EDGE_RUNTIMES), multiple=True,
+              help="Verify on this runtime only (repeatable) [default: every one installed].")
+@verbose_option
+def export_lines_command(run, mode, out, min_agreement, tolerance, runtimes, verbose):
+    """Convert a line reader's RUN to TFLite and write it only after proving it reads as the float model does."""
+    start_tensorflow("export-lines", verbose)
+    from .lines import DEFAULT_LINE_AGREEMENT_PCT, DEFAULT_LINE_TOLERANCE_PP, export_lines
+
+    try:
+        result = export_lines(run, mode, out, runtimes or None,
+                              DEFAULT_LINE_AGREEMENT_PCT if min_agreement is None else min_agreement,
+                              DEFAULT_LINE_TOLERANCE_PP if tolerance is None else tolerance, log=click.echo)
+    except ExportError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"wrote {result.path} ({result.size_bytes:,} bytes) and {result.manifest} (verified on "
+               f"{', '.join(c.runtime + ' ' + c.version for c in result.checks)})")

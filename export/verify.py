@@ -121,12 +121,14 @@ def edge_runtimes(requested: Optional[Sequence[str]] = None, micro: bool = False
     return installed
 
 
-def run_edge(model: Path, digits_file: Path, runtime: str, timing: int = TIMED_DIGITS) -> tuple[np.ndarray, dict]:
-    """Probabilities from `lstm_edge.edge.predict` in a fresh, isolated process, and its JSON report."""
+def run_edge(model: Path, digits_file: Path, runtime: str, timing: int = TIMED_DIGITS,
+             lines: bool = False) -> tuple[np.ndarray, dict]:
+    """Probabilities from `lstm_edge.edge.predict` in a fresh, isolated process, and its JSON report
+    (lines: the model is a line reader)."""
     output = digits_file.with_name(f"{digits_file.stem}-{runtime}.probabilities.npy")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     command = module_command("lstm_edge.edge.predict", str(model), str(digits_file), str(output),
-                             "--runtime", runtime, "--timing", str(timing))
+                             "--runtime", runtime, "--timing", str(timing), *(["--lines"] if lines else []))
     try:
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
     except subprocess.TimeoutExpired:

@@ -63,6 +63,8 @@ class LazyGroup(click.Group):
         "train": "lstm_edge.train.cli:train_command",
         "evaluate": "lstm_edge.train.cli:evaluate_command",
         "export": "lstm_edge.export.cli:export_command",
+        "train-lines": "lstm_edge.train.cli:train_lines_command",
+        "export-lines": "lstm_edge.export.cli:export_lines_command",
     },
 )
 @click.version_option(package_name="lstm-edge")
@@ -236,6 +238,45 @@ def _train(out_path, model_config, train_config, dataset, data_path, device, str
     chosen = (f"best epoch {best.epoch} of {len(history)} by validation accuracy ({100 * best.val_accuracy:.2f}%)"
               if best.val_accuracy is not None else f"the last epoch, {best.epoch} (no validation digits)")
     click.echo(f"saved {out_path}: {chosen}; its test accuracy {100 * best.test_accuracy:.2f}%")
+
+
+@click.command("train-lines")
+@data_options
+@click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
+@click.option("--lines", "count", type=click.IntRange(min=100), default=60_000, show_default=True,
+              help="Numbers made of training digits, read every epoch.")
+@click.option("--units", type=click.IntRange(min=1), default=96, show_default=True, help="LSTM units each way.")
+@click.option("--width", type=click.IntRange(min=112), default=128, show_default=True,
+              help="Input columns (even): the widest group read without squeezing it.")
+@click.option("--stride", type=click.Choice(["1", "2", "4"]), default="2", show_default=True,
+              help="Input columns each step reads.")
+@click.option("--augment", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="The share of numbers whose digits are turned, slanted and widened at random.")
+@click.option("--lr", type=POSITIVE, default=0.005, show_default=True, help="Adam's learning rate (x0.8 an epoch).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder [default: runs/lines-DATASET-TIME].")
+@verbose_option
+def train_lines_command(dataset, data_path, epochs, count, units, width, stride, augment, lr, seed, out, verbose):
+    """Train the line reader, which reads touching digits whole (CTC), on numbers made of training digits."""
+    start_tensorflow("train-lines", verbose)
+    from .lines import LineConfig, train_lines
+
+    try:
+        try:
+            config = LineConfig(units=units, width=width, stride=int(stride), lines=count, augment=augment,
+                                epochs=epochs, lr=lr, seed=seed)
+        except ValueError as e:
+            raise TrainError(f"--width: {e}") from None
+        out_path = Path(out) if out else Path("runs") / f"lines-{dataset or 'data'}-{datetime.now():%Y%m%d-%H%M%S}"
+        click.echo(f"line reader: {units} units each way, {width} columns ({width // int(stride)} steps), "
+                   f"{count:,} numbers of training digits a epoch, {epochs} epochs")
+        history = train_lines(config, dataset, data_path, out_path, on_epoch=lambda e: click.echo(
+            f"epoch {e.epoch}: CTC loss {e.loss:.3f} | held-out numbers read whole {100 * e.held_out_accuracy:.1f}% "
+            f"| {e.seconds:.0f} s"))
+    except TrainError as e:
+        fail(e)
+    click.echo(f"saved {out_path}: held-out numbers read whole {100 * history[-1].held_out_accuracy:.1f}%; "
+               f"export it beside the digit model: lstm-edge export-lines {out_path} --quantize")
 
 
 @click.command("evaluate")

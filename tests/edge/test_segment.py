@@ -11,7 +11,7 @@ from hypothesis.extra import numpy as hnp
 
 from benchmarks.numbers import compose
 from lstm_edge.edge import ImageError
-from lstm_edge.edge.segment import label_runs, segment_digits
+from lstm_edge.edge.segment import label_runs, segment_digits, touching_runs
 
 
 def flood_fill_count(mask: np.ndarray) -> int:
@@ -89,3 +89,27 @@ def test_too_many_digits_are_refused(sample):
     line = compose(list(sample.x_test[:5]), [6] * 4, rng)
     with pytest.raises(ImageError, match="more than 4 digits"):
         segment_digits(ink(line), max_digits=4)
+
+
+def test_digits_that_may_touch_are_kept_whole_for_a_reader(sample):
+    """Digits whose strokes overlap across, or a group wider than a digit (cut or not), form a run
+    the segmenter hands a line reader whole; digits with clear gaps form none."""
+    rng = np.random.default_rng(4)
+    digits = [sample.x_test[i] for i in (300, 450, 0, 600)]  # 3, 4, 0, 6: none of them narrow
+    apart = compose(digits, [10, 10, 10], rng).astype(np.float32) / 255
+    assert touching_runs(segment_digits(apart)) == []
+    close = compose(digits, [-2, 10, 10], rng).astype(np.float32) / 255  # the first two overlap across
+    segments = segment_digits(close)
+    runs = touching_runs(segments)
+    assert len(runs) == 1 and runs[0].first == 0 and runs[0].count == len(segments) - 2
+    whole = runs[0].whole
+    assert whole.ink.shape == (whole.bottom - whole.top, whole.right - whole.left)
+    assert whole.left == segments[0].left and whole.right >= segments[runs[0].count - 1].right
+    one = compose([sample.x_test[0], sample.x_test[150]], [-2], rng).astype(np.float32) / 255  # a 1 into a 0
+    run = touching_runs(segment_digits(one))  # merged into one digit, or two that touch: read whole either way
+    assert len(run) == 1 and run[0].first == 0
+    wide = np.zeros((40, 200), np.float32)
+    wide[5:35, 10:190] = 0.0
+    wide[5:35, 10:14] = wide[5:35, 186:190] = wide[5:9, 10:190] = wide[31:35, 10:190] = 1.0  # one wide ring
+    cut = touching_runs(segment_digits(wide))
+    assert len(cut) == 1 and cut[0].count >= 1
