@@ -228,7 +228,7 @@ def test_top_k_out_of_range_is_a_bad_request(server, photos):
 def test_an_answer_under_min_confidence_is_refused_as_the_command_line_refuses_it(server, int8_model, photos):
     status, answer = server.post("/classify", photos[0].read_bytes())
     assert status == 200
-    sure = answer["confidence"]
+    sure = answer["confidence"] - 1e-6  # the answer's confidence is rounded to 6 places, maybe up (1.0 on Zen 3)
     assert server.post(f"/classify?min_confidence={sure}", photos[0].read_bytes())[0] == 200  # not under it
     status, refused = server.post("/classify?min_confidence=1", photos[0].read_bytes())
     done = run_cli(*EDGE_CLASSIFY, str(photos[0]), "--model", str(int8_model), "--min-confidence", "1", check=False)
