@@ -240,7 +240,7 @@ class DigitClassifier:
         model's even where both counted alike (68% against 66% read whole: docs/edge.md)."""
         predictions = [Prediction.from_probabilities(p) for p in self._predict(np.stack(found.inputs))]
         boxes, inputs = list(found.boxes), list(found.inputs)
-        if self.lines is not None and found.touching:
+        if found.touching and self.lines is not None:  # the reader is loaded only for a run that needs it
             groups = found.touching
             for group, digits in reversed(list(zip(groups, self._read_lines(groups)))):
                 if not digits or len(digits) == group.count == 1:

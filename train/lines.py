@@ -39,6 +39,7 @@ CONFIG = "lines.json"
 WEIGHTS = "weights.npz"
 KIND = "lstm-edge-line-reader/1"
 HELD_OUT_NUMBERS = 1000
+DECAY = 0.8  # the learning rate's factor per epoch
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,6 @@ class LineConfig:
     @property
     def steps(self) -> int:
         return self.width // self.stride
-
-
-DECAY = 0.8
 
 
 def lstm_states(x, kernel, recurrent_kernel, bias, reverse: bool = False):
