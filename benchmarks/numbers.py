@@ -66,6 +66,7 @@ def measure(model: str, numbers: int, data_path: str | None = None, seed: int = 
     from lstm_edge.train.data import load_dataset
 
     data = load_dataset("mnist-sample", data_path)
+    _check_held_out([model, lines_path(model)], data_path)
     x, y = data.x_test[:SINGLE_DIGITS], data.y_test[:SINGLE_DIGITS]  # held-out digits only
     readers = {"segmenter": DigitClassifier(model, lines=None)}
     if Path(lines_path(model)).is_file():
@@ -149,6 +150,22 @@ def measure(model: str, numbers: int, data_path: str | None = None, seed: int = 
             "data": data.name, "single_digits": len(x), "single_read_as_several": split}, failures, successes
 
 
+def _check_held_out(models: list[str], data_path: str | None) -> None:
+    """Refuse digits a model was trained on: the offline sample's held-out digits are 1,000 of full
+    MNIST's training digits, so a model (digit model or line reader) trained on full MNIST is read
+    on MNIST's own test split (--data), never on the sample's."""
+    if data_path is not None:
+        return
+    for model in models:
+        try:
+            training = json.loads(Path(os.path.splitext(model)[0] + ".json").read_text())["training"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if training.get("data_path") or training.get("dataset") == "mnist":
+            raise SystemExit(f"{model} was trained on full MNIST, whose training digits include the offline "
+                             "sample's held-out ones: pass --data with MNIST's IDX folder to read its test split")
+
+
 def describe(model: str) -> str:
     """The model as its manifest tells it: mode, size of the LSTM, training, float accuracy."""
     try:
@@ -221,8 +238,9 @@ def failure_picture(failures: list, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="model.tflite", help="an exported model (default: make demo's)")
-    parser.add_argument("--data", help="the model's MNIST IDX folder: numbers from its test split "
-                                       "[default: the offline sample's held-out digits]")
+    parser.add_argument("--data", help="an MNIST IDX folder: numbers from its test split, held out from every model "
+                                       "[default: the offline sample's held-out digits; refused for a model trained on "
+                                       "full MNIST, whose training digits hold them]")
     parser.add_argument("--numbers", type=int, default=200, help="numbers per form and gap class")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()

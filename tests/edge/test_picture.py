@@ -101,6 +101,23 @@ def test_an_exif_turned_jpeg_is_read_upright_with_boxes_in_upright_pixels(line):
         assert max(abs(p - q) for p, q in zip(a, b)) <= 4, (a, b)
 
 
+@pytest.mark.parametrize("form", ["png-exif", "jpeg-xmp"])
+def test_orientation_is_read_wherever_pillow_finds_it(line, form):
+    ink, _ = line
+    frame = paper_frame(ink, (400, 300), 0.6, np.random.default_rng(1))
+    stored = Image.fromarray(np.ascontiguousarray(np.rot90(frame, 1)))  # (300, 400): as the camera wrote it
+    buffer = io.BytesIO()
+    if form == "png-exif":
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        stored.save(buffer, "PNG", exif=exif)
+    else:
+        xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF>'
+               b'<rdf:Description tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
+        stored.save(buffer, "JPEG", quality=90, xmp=xmp)
+    assert open_picture(buffer.getvalue()).original_size == (400, 300)
+
+
 def test_every_stage_is_timed(line):
     ink, _ = line
     found = read_digits(paper_frame(ink, (640, 480), 0.6, np.random.default_rng(1)))
