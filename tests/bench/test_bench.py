@@ -262,3 +262,17 @@ def test_board_fit_uses_the_stated_allowances():
     assert fits(pico, 140_000, 92_000)
     assert not fits(pico, 140_000, pico.ram_bytes - FIRMWARE_RAM + 1)
     assert not fits(pico, pico.flash_bytes - FIRMWARE_FLASH + 1, 10_000)
+
+
+def test_numbers_refuse_the_samples_digits_for_a_model_trained_on_full_mnist(tmp_path):
+    from benchmarks.numbers import _check_held_out
+
+    model = tmp_path / "model.tflite"
+    model.with_suffix(".json").write_text(json.dumps({"training": {"dataset": "mnist-sample", "data_path": None}}))
+    _check_held_out([str(model)], None)  # trained on the sample: its held-out digits are held out
+    lines = tmp_path / "model.lines.tflite"
+    lines.with_suffix(".json").write_text(json.dumps({"training": {"dataset": "mnist-sample",
+                                                                   "data_path": "../shared/data/mnist"}}))
+    with pytest.raises(SystemExit, match="trained on full MNIST"):
+        _check_held_out([str(model), str(lines)], None)
+    _check_held_out([str(model), str(lines)], "../shared/data/mnist")  # its test split is held out from both
