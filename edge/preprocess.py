@@ -218,7 +218,7 @@ def _normalised_ink(picture: Picture, paper: Paper, box: Box, found: np.ndarray 
     np.divide(ink, peak - paper.noise, out=ink)
     np.clip(ink, 0.0, 1.0, out=ink)
     if paper.textured:  # not a flat synthetic background (MNIST): paper texture, JPEG ringing
-        ink[ink < TEXTURE_FLOOR] = 0.0
+        ink *= ink >= TEXTURE_FLOOR  # cleared (a product: quicker than assigning through a mask)
     return ink
 
 

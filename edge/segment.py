@@ -126,8 +126,9 @@ def _components(mask: np.ndarray) -> list[_Group]:
     tops, bottoms = np.minimum.reduceat(rows, starts), np.maximum.reduceat(rows, starts) + 1
     left, right = np.minimum.reduceat(lefts, starts), np.maximum.reduceat(rights, starts)
     areas = np.add.reduceat(rights - lefts, starts)
-    return [_Group(int(t), int(b), int(le), int(r), int(a), part)
-            for t, b, le, r, a, part in zip(tops, bottoms, left, right, areas, np.split(ordered, bounds))]
+    ends = [*bounds.tolist(), len(ordered)]
+    return [_Group(t, b, le, r, a, ordered[s:e]) for t, b, le, r, a, s, e in
+            zip(tops.tolist(), bottoms.tolist(), left.tolist(), right.tolist(), areas.tolist(), starts.tolist(), ends)]
 
 
 def _merge_same_digit(groups: list[_Group], tallest: int) -> list[_Group]:
