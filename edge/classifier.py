@@ -258,7 +258,7 @@ class DigitClassifier:
         model = self._idle_lines.get()
         try:
             layouts = [line_layout(g.ink, model.width) for g in groups]
-            readings = model.read(np.stack([layout.input for layout in layouts]))
+            readings = model.read(np.stack([layout.input for layout in layouts]), [layout.aspect for layout in layouts])
         finally:
             self._idle_lines.put(model)
         return [[LineDigit(d.digit, d.probabilities, layout.left + d.centre / layout.scale) for d in digits]

@@ -446,11 +446,14 @@ class LineLayout:
       left: the column of the group's ink where the input's column 0 lies, ...
       scale: ... and the input's columns per column of the group's ink: column x of the input is
         column left + x / scale of the ink it was laid out from.
+      aspect: the group's ink, cropped, as wide as this many times its height (how many digits it
+        may hold: `lines.count_evidence`).
     """
 
     input: np.ndarray
     left: float
     scale: float
+    aspect: float = 0.0
 
 
 def line_layout(ink: np.ndarray, width: int) -> LineLayout:
@@ -471,7 +474,7 @@ def line_layout(ink: np.ndarray, width: int) -> LineLayout:
     canvas = np.zeros((LINE_HEIGHT, width), np.float32)
     canvas[LINE_MARGIN : LINE_MARGIN + LINE_INK_HEIGHT, LINE_MARGIN : LINE_MARGIN + drawn] = np.clip(scaled, 0.0, 1.0)
     scale = drawn / group_width
-    return LineLayout(canvas, left - LINE_MARGIN / scale, scale)
+    return LineLayout(canvas, left - LINE_MARGIN / scale, scale, group_width / height)
 
 
 def _ink_box(ink: np.ndarray) -> tuple[int, int, int, int]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 
@@ -12,8 +13,17 @@ import pytest
 from benchmarks.numbers import compose, encode
 from lstm_edge.edge import DigitClassifier, ModelError
 from lstm_edge.edge.contract import BLANK, LINE_CLASSES, LINE_HEIGHT, LINE_INK_HEIGHT, LINE_MARGIN
-from lstm_edge.edge.lines import LineModel, ctc_digits, lines_path
-from lstm_edge.edge.preprocess import line_layout
+from lstm_edge.edge.lines import (
+    ASPECT_BASE,
+    ASPECT_PER_DIGIT,
+    LineModel,
+    count_evidence,
+    ctc_digits,
+    ctc_readings,
+    lines_path,
+    read_group,
+)
+from lstm_edge.edge.preprocess import line_layout, read_digits
 from tests.bars import (
     LINE_READER_ARGS,
     LINE_SINGLES_MAX_SPLIT,
@@ -67,6 +77,63 @@ def test_ctc_decoding_merges_repeats_drops_blanks_and_keeps_doubled_digits():
     assert digits[0].probabilities[7] == pytest.approx(0.95) and digits[0].probabilities.shape == (10,)
     assert [d.centre for d in digits] == [2.0, 8.0, 13.0, 19.0]  # middle of its steps, in columns
     assert ctc_digits(np.eye(LINE_CLASSES, dtype=np.float32)[[BLANK] * 5], 2) == []
+
+
+def test_the_beam_sums_every_alignment_of_a_reading():
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet(np.full(LINE_CLASSES, 0.3), size=4) + 0.01  # 4 steps: 11^4 paths, enumerated
+    probabilities /= probabilities.sum(axis=1, keepdims=True)  # every label likely enough to be followed
+    totals: dict[tuple[int, ...], float] = {}
+    for path in itertools.product(range(LINE_CLASSES), repeat=len(probabilities)):
+        reading = tuple(label for i, label in enumerate(path) if label != BLANK and (i == 0 or path[i - 1] != label))
+        totals[reading] = totals.get(reading, 0.0) + float(np.prod(probabilities[np.arange(4), path]))
+    readings = ctc_readings(probabilities, beam=10_000)  # no reading dropped: exact
+    scale = totals[readings[0][0]] / readings[0][1]  # the beam's probabilities are relative
+    assert len(readings) == len([t for t in totals.values() if t > 0])
+    for reading, probability, starts in readings[:50]:
+        assert probability * scale == pytest.approx(totals[reading], rel=1e-6)
+        assert len(starts) == len(reading) and list(starts) == sorted(starts)
+    best = max(totals, key=totals.get)
+    assert ctc_readings(probabilities)[0][0] == best  # the default beam finds the likeliest
+
+
+def narrow_one_dropped() -> np.ndarray:
+    """A 7, a 1 the reader is less sure of than of a gap (at one step), then a 4: greedy reads 74."""
+    steps = [7, 7, 7, BLANK, BLANK, BLANK, 4, 4, 4]
+    probabilities = np.full((len(steps), LINE_CLASSES), 0.001, np.float32)
+    for t, label in enumerate(steps):
+        probabilities[t, label] = 0.99
+    probabilities[4, 1], probabilities[4, BLANK] = 0.45, 0.54
+    return probabilities
+
+
+def test_a_reading_whose_count_fits_the_groups_width_wins_over_greedy():
+    probabilities = narrow_one_dropped()
+    assert [d.digit for d in ctc_digits(probabilities, 2)] == [7, 4]
+    assert [d.digit for d in read_group(probabilities, 2)] == [7, 4]  # no aspect: greedy
+    two, three = ASPECT_BASE + 2 * ASPECT_PER_DIGIT, ASPECT_BASE + 3 * ASPECT_PER_DIGIT
+    assert [d.digit for d in read_group(probabilities, 2, aspect=two)] == [7, 4]  # as wide as two digits
+    digits = read_group(probabilities, 2, aspect=three)  # as wide as three: the 1 is there
+    assert [d.digit for d in digits] == [7, 1, 4]
+    assert digits[1].probabilities[1] == pytest.approx(0.45) and digits[1].probabilities.shape == (10,)
+    assert digits[0].centre < digits[1].centre < digits[2].centre
+    assert count_evidence(3, three) > count_evidence(2, three) and count_evidence(2, two) > count_evidence(3, two)
+
+
+def test_the_count_evidence_is_what_touching_numbers_measure(sample):
+    """The aspect of n touching training digits, as read_digits finds the group, is the constants' line."""
+    rng = np.random.default_rng(4)
+    for count in (2, 3, 4, 5):
+        aspects = []
+        for _ in range(40):
+            index = rng.integers(0, len(sample.x_train), count)
+            line = compose(list(sample.x_train[index]), [int(g) for g in rng.integers(-3, 0, count - 1)], rng)
+            found = read_digits(encode(line, "paper", rng))
+            if len(found.touching) == 1 and found.touching[0].count == len(found.inputs):
+                group = found.touching[0].ink
+                aspects.append(line_layout(group, 4096).aspect)
+        assert len(aspects) >= 20, (count, len(aspects))
+        assert np.mean(aspects) == pytest.approx(ASPECT_BASE + ASPECT_PER_DIGIT * count, abs=0.15), count
 
 
 def test_line_layout_is_the_contract():
