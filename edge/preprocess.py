@@ -453,7 +453,7 @@ class LineLayout:
     input: np.ndarray
     left: float
     scale: float
-    aspect: float = 0.0
+    aspect: float
 
 
 def line_layout(ink: np.ndarray, width: int) -> LineLayout:

@@ -125,14 +125,14 @@ def test_the_count_evidence_is_what_touching_numbers_measure(sample):
     rng = np.random.default_rng(4)
     for count in (2, 3, 4, 5):
         aspects = []
-        for _ in range(40):
+        for _ in range(100):  # the mean's spread is then ~0.04; seeds 4-99 stayed within 0.1 of the line
             index = rng.integers(0, len(sample.x_train), count)
             line = compose(list(sample.x_train[index]), [int(g) for g in rng.integers(-3, 0, count - 1)], rng)
             found = read_digits(encode(line, "paper", rng))
             if len(found.touching) == 1 and found.touching[0].count == len(found.inputs):
                 group = found.touching[0].ink
                 aspects.append(line_layout(group, 4096).aspect)
-        assert len(aspects) >= 20, (count, len(aspects))
+        assert len(aspects) >= 50, (count, len(aspects))
         assert np.mean(aspects) == pytest.approx(ASPECT_BASE + ASPECT_PER_DIGIT * count, abs=0.15), count
 
 
