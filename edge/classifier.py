@@ -36,7 +36,8 @@ class Prediction:
     @classmethod
     def from_probabilities(cls, probabilities: np.ndarray) -> Prediction:
         digit = int(np.argmax(probabilities))
-        return cls(digit, float(probabilities[digit]), tuple(float(p) for p in probabilities))
+        values = tuple(probabilities.tolist())
+        return cls(digit, values[digit], values)
 
     def assured(self, min_confidence: float) -> Prediction:
         """This prediction, when its confidence is min_confidence or more.
@@ -214,7 +215,8 @@ class DigitClassifier:
         digits = [as_model_input(item, preprocess) for item in items]
         if not digits:
             return []
-        return [Prediction.from_probabilities(p) for p in self._predict(np.stack(digits))]
+        batch = digits[0][None] if len(digits) == 1 else np.stack(digits)
+        return [Prediction.from_probabilities(p) for p in self._predict(batch)]
 
     def read_number(self, item: ImageSource, max_digits: int = MAX_DIGITS,
                     min_confidence: float = 0.0) -> NumberReading:

@@ -146,7 +146,7 @@ def read_digits(source: ImageSource, max_digits: int = MAX_DIGITS) -> FoundDigit
     touching = tuple(TouchingGroup(run.first, run.count, run.whole.ink,
                                    ((left + run.whole.left) * sx, (top + run.whole.top) * sy), (sx, sy))
                      for run in touching_runs(segments))
-    return FoundDigits(inputs, boxes, tuple(zip(STAGES, np.diff(clock).tolist())), touching)
+    return FoundDigits(inputs, boxes, tuple(zip(STAGES, (b - a for a, b in zip(clock, clock[1:])))), touching)
 
 
 def ink_map(picture: Picture) -> tuple[np.ndarray, tuple[int, int], Picture]:
@@ -166,7 +166,7 @@ def ink_map(picture: Picture) -> tuple[np.ndarray, tuple[int, int], Picture]:
     region = None
     seen = _finder_view(picture) if picture.scalable else None
     if seen is not None:
-        (left, top, right, bottom), line_height, finder_paper, finder_gray, finder_ink = seen
+        (left, top, right, bottom), line_height, finder_paper, finder_gray, finder_ink, finder_peak = seen
         # The line's height as decoded, and the whole factor that leaves it LINE_PIXELS tall or more;
         # used when it reduces more than the default work scale does.
         factor = math.floor(line_height * picture.decoded_size[0] / picture.original_size[0] / LINE_PIXELS)
@@ -182,21 +182,24 @@ def ink_map(picture: Picture) -> tuple[np.ndarray, tuple[int, int], Picture]:
     # measured and its ink found already.
     reused = seen is not None and picture.small and picture.gray() is finder_gray
     paper = finder_paper if reused else Paper.measure(picture)
-    found = finder_ink if reused else None
+    found, peak = (finder_ink, finder_peak) if reused else (None, None)
     whole = (0, 0, width, height)
     box = region or whole
-    ink = _normalised_ink(picture, paper, box, found)
+    ink = _normalised_ink(picture, paper, box, found, peak)
     if box != whole and _reaches_inner_edge(ink, box, picture.work_size):
         box = whole  # the finder missed ink that goes on past its region: search it all
-        ink = _normalised_ink(picture, paper, box, found)
+        ink = _normalised_ink(picture, paper, box, found, peak)
     return ink, box[:2], picture
 
 
-def _normalised_ink(picture: Picture, paper: Paper, box: Box, found: np.ndarray | None = None) -> np.ndarray:
+def _normalised_ink(picture: Picture, paper: Paper, box: Box, found: np.ndarray | None = None,
+                     peak: float | None = None) -> np.ndarray:
     """The ink of a box, scaled so that strong strokes reach 1, texture below TEXTURE_FLOOR cleared.
 
     Args:
       found: the whole work scale's ink as `paper.ink` has it, when it is at hand (else it is made).
+      peak: found's k-th largest value (k below), when it is known. The box then holds every value
+        that high (the finder's region holds all its strong ink), so its own k-th largest is the same.
     Raises:
       NoDigitError: nothing stands out from the background.
     """
@@ -211,14 +214,17 @@ def _normalised_ink(picture: Picture, paper: Paper, box: Box, found: np.ndarray 
     k = max(1, width * height // 2000)  # the k-th largest of the picture: one hot pixel does not set the scale
     if ink.size < k:
         ink = raw((0, 0, width, height))
-    peak = _kth_largest(ink, k)
+    if peak is None:
+        peak = _kth_largest(ink, k)
     if peak - paper.noise < MIN_CONTRAST:
         raise NoDigitError("no digit found: nothing stands out from the background")
     ink = np.subtract(ink, paper.noise, dtype=np.float32)  # a new array: `raw` may hand out a view
     np.divide(ink, peak - paper.noise, out=ink)
-    np.clip(ink, 0.0, 1.0, out=ink)
     if paper.textured:  # not a flat synthetic background (MNIST): paper texture, JPEG ringing
-        ink *= ink >= TEXTURE_FLOOR  # cleared (a product: quicker than assigning through a mask)
+        np.minimum(ink, 1.0, out=ink)
+        ink *= ink >= TEXTURE_FLOOR  # cleared, and all below 0 with it (a product: quicker than a mask's assignment)
+    else:
+        np.clip(ink, 0.0, 1.0, out=ink)
     return ink
 
 
@@ -278,7 +284,8 @@ class Paper:
             sample = picture.gray().ravel()[frame.index]
         else:
             sample = np.concatenate([picture.gray(b).ravel() for b in frame.strips])[:: frame.step]
-        invert = median(sample) > 0.5  # dark ink on light paper
+        # Dark ink on light paper: the (upper) median is over 0.5, that is, so are n - n // 2 values or more.
+        invert = np.count_nonzero(sample > 0.5) >= len(sample) - len(sample) // 2
         ink = 1.0 - sample if invert else sample
         if frame.terms is None:  # small images (MNIST itself, small scans): a flat level
             level = (median(ink),)
@@ -289,37 +296,46 @@ class Paper:
             # Least squares by the 6x6 normal equations (the terms are well scaled): fit, then refit
             # without the frame pixels that are ink (a digit may touch the edge).
             terms = frame.terms
-            coefficients = _least_squares(terms, ink, frame.gram)
-            residual = ink - _fitted(coefficients, terms)
+            coefficients = _least_squares(terms, ink, frame.inverse)
+            residual = ink - _fitted(coefficients, terms).astype(np.float32)
             paper = residual <= _noise_level(residual)
             if not paper.all():
                 coefficients = _least_squares(terms[:, paper], ink[paper])
-            level = tuple(float(c) for c in coefficients)
-            residual = ink - _fitted(coefficients, terms).astype(np.float32)
+                residual = ink - _fitted(coefficients, terms).astype(np.float32)
+            level = tuple(coefficients.tolist())
         return cls((width, height), invert, level, max(0.0, _noise_level(residual)), bool(np.ptp(sample) > 0))
 
     def ink(self, gray: np.ndarray, box: Box) -> np.ndarray:
-        """The ink of `gray`, the work-scale pixels of `box`: turned ink-up, the paper's level removed."""
-        ink = 1.0 - gray if self.invert else gray
-        return ink - self.level_at(np.arange(box[1], box[3]), np.arange(box[0], box[2]))
+        """The ink of `gray`, the work-scale pixels of `box`: turned ink-up, the paper's level removed.
 
-    def level_at(self, rows: np.ndarray, cols: np.ndarray):
-        """The paper's level on the grid of these work-scale rows and columns: float32 (len(rows),
-        len(cols)), or one number where it is flat."""
+        Dark ink is (1 - gray) - level, computed as (1 - level) - gray: the surface's own terms
+        turned over, then one pass over the pixels, all in float32 (the levels are 8-bit; a float64
+        surface took 3.5x as long on a 112x112 finder)."""
+        rows, cols = np.arange(box[1], box[3]), np.arange(box[0], box[2])
         if len(self.level) == 1:
-            return self.level[0]
+            return (np.float32(1.0 - self.level[0]) - gray) if self.invert else (gray - np.float32(self.level[0]))
+        if self.invert:
+            surface = self._surface(rows, cols, tuple(-c for c in self.level), 1.0)
+            return np.subtract(surface, gray, out=surface)
+        surface = self._surface(rows, cols, self.level)
+        return np.subtract(gray, surface, out=surface)
+
+    def _surface(self, rows: np.ndarray, cols: np.ndarray, level: tuple[float, ...], offset: float = 0.0):
+        """offset + the quadratic with coefficients `level` on the grid, float32: three passes over it."""
         width, height = self.size
-        c0, cy, cx, cyy, cxx, cxy = self.level
-        y, x = rows / max(height - 1, 1) - 0.5, cols / max(width - 1, 1) - 0.5
-        level = np.multiply.outer(cxy * y, x)  # in place from here: four passes over the grid, not six
-        level += (c0 + cy * y + cyy * y * y)[:, None]
-        level += cx * x + cxx * x * x
-        return level.astype(np.float32)
+        c0, cy, cx, cyy, cxx, cxy = level
+        y = (rows / max(height - 1, 1) - 0.5).astype(np.float32)
+        x = (cols / max(width - 1, 1) - 0.5).astype(np.float32)
+        surface = np.multiply.outer(np.float32(cxy) * y, x)
+        surface += (np.float32(offset + c0) + np.float32(cy) * y + np.float32(cyy) * y * y)[:, None]
+        surface += np.float32(cx) * x + np.float32(cxx) * x * x
+        return surface
 
 
-def _least_squares(terms: np.ndarray, values: np.ndarray, gram: np.ndarray | None = None) -> np.ndarray:
+def _least_squares(terms: np.ndarray, values: np.ndarray, inverse: np.ndarray | None = None) -> np.ndarray:
     """The coefficients c fitting c @ terms to values: by the 6x6 normal equations (the terms are
-    well scaled), or, where they are singular (a picture one pixel high), by a full least squares.
+    well scaled; `inverse`, their matrix's inverse, when the terms are a frame's own), or, where they
+    are singular (a picture one pixel high), by a full least squares.
 
     A product of a matrix and a vector is einsum's here, not BLAS's: OpenBLAS shares one this
     size (gemv, 4096 x 6) with its other threads, which then spin for milliseconds after it,
@@ -327,8 +343,10 @@ def _least_squares(terms: np.ndarray, values: np.ndarray, gram: np.ndarray | Non
     busy for one core's work; a server's clients, and `--jobs`, need that core)."""
     values = values.astype(np.float64)
     right = np.einsum("ij,j->i", terms, values)
+    if inverse is not None:
+        return np.einsum("ij,j->i", inverse, right)
     try:
-        return np.linalg.solve(terms @ terms.T if gram is None else gram, right)  # gemm: 6x6xN stays on one thread
+        return np.linalg.solve(terms @ terms.T, right)  # gemm: 6x6xN stays on one thread
     except np.linalg.LinAlgError:
         return np.linalg.lstsq(terms.T, values, rcond=None)[0]
 
@@ -349,14 +367,15 @@ class _Frame:
       index: the measured pixels' indices in the whole picture's raveled pixels.
       terms: (6, pixels) the quadratic's terms 1, y, x, y^2, x^2, xy at those pixels, coordinates
         from -0.5 to 0.5; None where the picture is small enough (64 or less) for a flat level.
-      gram: terms @ terms.T.
+      inverse: the inverse of terms @ terms.T (the normal equations' matrix); None where it is
+        singular (a picture one pixel high) or there are no terms.
     """
 
     strips: tuple[Box, ...]
     step: int
     index: np.ndarray
     terms: np.ndarray | None
-    gram: np.ndarray | None
+    inverse: np.ndarray | None
 
 
 @functools.lru_cache(maxsize=32)  # frames of one camera, or one scanner, are all of one size
@@ -369,22 +388,24 @@ def _frame(width: int, height: int) -> _Frame:
     step = math.ceil(len(rows) / FRAME_SAMPLES)
     rows, cols = rows[::step], cols[::step]
     index = rows * width + cols
-    terms = gram = None
+    terms = inverse = None
     if max(width, height) > 64:
         y, x = rows / max(height - 1, 1) - 0.5, cols / max(width - 1, 1) - 0.5
         terms = np.stack([np.ones_like(y), y, x, y * y, x * x, x * y])
         gram = terms @ terms.T
-    for array in (index, terms, gram):
+        if np.linalg.cond(gram) < 1e8:  # singular where the frame is one row or column (1, y, y^2 alike)
+            inverse = np.linalg.inv(gram)
+    for array in (index, terms, inverse):
         if array is not None:
             array.flags.writeable = False  # shared between calls and threads
-    return _Frame(strips, step, index, terms, gram)
+    return _Frame(strips, step, index, terms, inverse)
 
 
-def _finder_view(picture: Picture) -> tuple[Box, float, Paper, np.ndarray, np.ndarray] | None:
+def _finder_view(picture: Picture) -> tuple[Box, float, Paper, np.ndarray, np.ndarray, float] | None:
     """Where the ink is (with two finder pixels around it: they are coarse) and how tall its line
     is, in the input's own pixels, from the finder: the same recipe on a copy about FINDER_SIZE
-    long; and the finder's paper, pixels and ink. None when the finder sees no ink (then the picture is
-    searched whole, at the default work scale)."""
+    long; and the finder's paper, pixels, ink and its peak (as `_normalised_ink` takes it). None
+    when the finder sees no ink (then the picture is searched whole, at the default work scale)."""
     small, span = picture.finder()
     height, width = small.shape
     paper = Paper.measure(WholePicture(small))
@@ -392,7 +413,7 @@ def _finder_view(picture: Picture) -> tuple[Box, float, Paper, np.ndarray, np.nd
     peak = _kth_largest(ink, max(1, ink.size // 2000))
     if peak - paper.noise < MIN_CONTRAST:
         return None
-    strong = (ink - paper.noise) > FINDER_INK * (peak - paper.noise)
+    strong = ink > paper.noise + FINDER_INK * (peak - paper.noise)
     rows, cols = strong.any(axis=1).nonzero()[0], strong.any(axis=0).nonzero()[0]
     # The line's height: the tallest run of rows with ink (a speck above it is a run of its own).
     breaks = (rows[1:] - rows[:-1] > 1).nonzero()[0]
@@ -400,7 +421,7 @@ def _finder_view(picture: Picture) -> tuple[Box, float, Paper, np.ndarray, np.nd
     line_height = float((rows[lasts] - rows[firsts] + 1).max()) * span
     box = (max(0, math.floor((cols[0] - 2) * span)), max(0, math.floor((rows[0] - 2) * span)),
            math.ceil((cols[-1] + 3) * span), math.ceil((rows[-1] + 3) * span))
-    return box, line_height, paper, small, ink
+    return box, line_height, paper, small, ink, peak
 
 
 def _noise_level(values: np.ndarray) -> float:

@@ -3,6 +3,8 @@ and counts refused."""
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -10,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from benchmarks.numbers import compose
-from lstm_edge.edge import ImageError
+from lstm_edge.edge import ImageError, segment
 from lstm_edge.edge.segment import label_runs, segment_digits, touching_runs
 
 
@@ -41,6 +43,20 @@ def test_run_labelling_finds_the_8_connected_components(mask):
     runs, labels = label_runs(mask)
     assert sum(e - s for _, s, e in runs) == mask.sum()
     assert len(set(labels)) == flood_fill_count(mask)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_union_in_python_and_in_whole_arrays_label_alike(seed):
+    """Few touching runs are joined in plain Python, many in NumPy: the labels must not depend on which."""
+    rng = np.random.default_rng(seed)
+    for mask in (rng.random((12, 14)) < 0.5, rng.random((80, 90)) < 0.55):  # a few pairs, then thousands
+        labelled = []
+        for few in (10**9, -1):  # all in Python, all in NumPy
+            with patch.object(segment, "FEW_TOUCHES", few):
+                labelled.append(label_runs(mask))
+        (runs, labels), (runs_np, labels_np) = labelled
+        assert np.array_equal(runs, runs_np) and np.array_equal(labels, labels_np)
+        assert len(set(labels.tolist())) == flood_fill_count(mask)
 
 
 def ink(image: np.ndarray) -> np.ndarray:
