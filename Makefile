@@ -29,9 +29,13 @@ demo: $(BIN)/.installed
 	$(BIN)/edge-classify examples/digits --model model.tflite
 
 ## test: the linter, then the whole test suite on real digits and real runtimes
+# Two pytest workers, each taking whole files (a file's fixtures, such as the line reader's training or
+# the emulated Pis, are made once): the emulated Pis' single-threaded qemu and the many CLIs' start-ups
+# leave a core idle one worker alone would not use. TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
 
 ## test-pi: the edge package on an emulated Raspberry Pi (fetches qemu and Debian's packages itself, no root)
 test-pi: $(BIN)/.installed
