@@ -148,6 +148,10 @@ def _components(mask: np.ndarray) -> list[_Group]:
     runs, labels = label_runs(mask)
     if len(runs) == 0:
         return []
+    if not labels.any():  # one stroke (a clean digit): its runs are in raster order already
+        rows, lefts, rights = runs[:, 0], runs[:, 1], runs[:, 2]
+        return [_Group(int(rows[0]), int(rows[-1]) + 1, int(lefts.min()), int(rights.max()),
+                       int((rights - lefts).sum()), runs)]
     order = np.argsort(labels, kind="stable")
     ordered_labels = labels[order]
     bounds = (ordered_labels[1:] != ordered_labels[:-1]).nonzero()[0] + 1
