@@ -32,7 +32,7 @@ LINE_GAP = 0.25  # ... this share of its height away from the next is a line of 
 MAX_DIGITS = 12
 TOUCHING_GAP = 0.05  # digits whose strokes come closer across than this share of the taller one's height may touch
 # Pairs of touching runs, at most, joined in plain Python (`_union_few`): a digit has 100-150, where
-# labelling took 15-30% less time so; at 300-450 the two ways were even.
+# labelling took 13-30% less time so; at 300-450 the two ways were even.
 FEW_TOUCHES = 300
 
 
