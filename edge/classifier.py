@@ -215,8 +215,7 @@ class DigitClassifier:
         digits = [as_model_input(item, preprocess) for item in items]
         if not digits:
             return []
-        batch = digits[0][None] if len(digits) == 1 else np.stack(digits)
-        return [Prediction.from_probabilities(p) for p in self._predict(batch)]
+        return [Prediction.from_probabilities(p) for p in self._predict(np.stack(digits))]
 
     def read_number(self, item: ImageSource, max_digits: int = MAX_DIGITS,
                     min_confidence: float = 0.0) -> NumberReading:
