@@ -245,7 +245,7 @@ def _train(out_path, model_config, train_config, dataset, data_path, device, str
 @click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
 @click.option("--lines", "count", type=click.IntRange(min=100), default=60_000, show_default=True,
               help="Numbers made of training digits, read every epoch.")
-@click.option("--units", type=click.IntRange(min=1), default=96, show_default=True, help="LSTM units each way.")
+@click.option("--units", type=click.IntRange(min=1), default=128, show_default=True, help="LSTM units each way.")
 @click.option("--width", type=click.IntRange(min=112), default=128, show_default=True,
               help="Input columns (even): the widest group read without squeezing it.")
 @click.option("--stride", type=click.Choice(["1", "2", "4"]), default="2", show_default=True,

@@ -12,10 +12,12 @@ import pytest
 
 from benchmarks.numbers import compose, encode
 from lstm_edge.edge import DigitClassifier, ModelError
+from lstm_edge.edge.classifier import SURE_ALONE, SURE_SPLIT
 from lstm_edge.edge.contract import BLANK, LINE_CLASSES, LINE_HEIGHT, LINE_INK_HEIGHT, LINE_MARGIN
 from lstm_edge.edge.lines import (
     ASPECT_BASE,
     ASPECT_PER_DIGIT,
+    LineDigit,
     LineModel,
     count_evidence,
     ctc_digits,
@@ -23,7 +25,7 @@ from lstm_edge.edge.lines import (
     lines_path,
     read_group,
 )
-from lstm_edge.edge.preprocess import line_layout, read_digits
+from lstm_edge.edge.preprocess import FoundDigits, TouchingGroup, line_layout, read_digits
 from tests.bars import (
     LINE_READER_ARGS,
     LINE_SINGLES_MAX_SPLIT,
@@ -166,6 +168,34 @@ def test_a_single_digit_is_still_read_as_one(with_reader, sample):
     reader, rng = DigitClassifier(with_reader), np.random.default_rng(5)
     split = sum(len(reader.read_number(encode(digit, "paper", rng)).text) != 1 for digit in sample.x_test[:SINGLES])
     assert split <= LINE_SINGLES_MAX_SPLIT, split
+
+
+@pytest.mark.parametrize("digit_model, reader, ink_width, expected", [
+    (SURE_ALONE + 0.01, (0.99, SURE_SPLIT - 0.01), 28, "7"),  # a sure digit, split unsurely: it stands
+    (SURE_ALONE + 0.01, (SURE_SPLIT + 0.01, 0.99), 28, "14"),  # a sure split stands
+    (SURE_ALONE - 0.01, (0.99, SURE_SPLIT - 0.01), 28, "14"),  # an unsure digit: the reader's split stands
+    (SURE_ALONE + 0.01, (0.99, SURE_SPLIT - 0.01), 56, "14"),  # wider than a digit: the reader's split stands
+])
+def test_one_sure_digit_stays_one_where_the_reader_splits_it_unsurely(with_reader, monkeypatch, digit_model,
+                                                                      reader, ink_width, expected):
+    classifier = DigitClassifier(with_reader)
+    ink = np.zeros((28, ink_width), np.float32)
+    ink[4:24, 4:-4] = 1.0  # 20 rows high; 20 or 48 columns wide (aspect 1 or 2.4)
+    found = FoundDigits((ink[:, :28],), ((0, 0, ink_width, 28),), (),
+                        (TouchingGroup(0, 1, ink, (0.0, 0.0), (1.0, 1.0)),))
+    answer = np.full((1, 10), (1 - digit_model) / 9, np.float32)
+    answer[0, 7] = digit_model
+    monkeypatch.setattr(classifier, "_predict", lambda digits: answer)
+
+    def split(digit: int, sure: float, centre: float) -> LineDigit:
+        probabilities = np.full(10, (1 - sure) / 10, np.float32)
+        probabilities[digit] = sure
+        return LineDigit(digit, probabilities, centre)
+
+    read = [(line_layout(ink, classifier.lines.width).aspect,
+             [split(1, reader[0], ink_width / 4), split(4, reader[1], 3 * ink_width / 4)])]
+    monkeypatch.setattr(classifier, "_read_lines", lambda groups: read)
+    assert classifier.reading(found).text == expected
 
 
 def test_a_reading_by_the_reader_has_a_box_and_a_view_per_digit(with_reader, sample):
