@@ -239,7 +239,7 @@ def _reaches_inner_edge(ink: np.ndarray, box: Box, size: tuple[int, int]) -> boo
         edges.append(ink[:, -1])
     if box[3] < size[1]:
         edges.append(ink[-1])
-    return any(bool((edge > STRONG).any()) for edge in edges)
+    return bool(edges) and float(np.concatenate(edges).max()) > STRONG
 
 
 def _kth_largest(values: np.ndarray, k: int) -> float:
@@ -289,7 +289,7 @@ class Paper:
         ink = 1.0 - sample if invert else sample
         if frame.terms is None:  # small images (MNIST itself, small scans): a flat level
             level = (median(ink),)
-            residual = ink - np.float32(level[0])
+            noise = _noise_level(ink - np.float32(level[0]))
         else:
             # A smooth surface fitted to the frame follows a shadow or a light fall-off across the
             # page, and, unlike a filter over the interior, cannot mistake a bold stroke for paper.
@@ -298,12 +298,14 @@ class Paper:
             terms = frame.terms
             coefficients = _least_squares(terms, ink, frame.inverse)
             residual = ink - _fitted(coefficients, terms).astype(np.float32)
-            paper = residual <= _noise_level(residual)
+            noise = _noise_level(residual)
+            paper = residual <= noise
             if not paper.all():
                 coefficients = _least_squares(terms[:, paper], ink[paper])
                 residual = ink - _fitted(coefficients, terms).astype(np.float32)
+                noise = _noise_level(residual)
             level = tuple(coefficients.tolist())
-        return cls((width, height), invert, level, max(0.0, _noise_level(residual)), bool(np.ptp(sample) > 0))
+        return cls((width, height), invert, level, max(0.0, noise), bool(sample.max() > sample.min()))
 
     def ink(self, gray: np.ndarray, box: Box) -> np.ndarray:
         """The ink of `gray`, the work-scale pixels of `box`: turned ink-up, the paper's level removed.
@@ -313,23 +315,30 @@ class Paper:
         surface took 3.5x as long on a 112x112 finder)."""
         if len(self.level) == 1:
             return (np.float32(1.0 - self.level[0]) - gray) if self.invert else (gray - np.float32(self.level[0]))
-        rows, cols = np.arange(box[1], box[3]), np.arange(box[0], box[2])
         if self.invert:
-            surface = self._surface(rows, cols, tuple(-c for c in self.level), 1.0)
+            surface = self._surface(box, tuple(-c for c in self.level), 1.0)
             return np.subtract(surface, gray, out=surface)
-        surface = self._surface(rows, cols, self.level)
+        surface = self._surface(box, self.level)
         return np.subtract(gray, surface, out=surface)
 
-    def _surface(self, rows: np.ndarray, cols: np.ndarray, level: tuple[float, ...], offset: float = 0.0):
-        """offset + the quadratic with coefficients `level` on the grid, float32: three passes over it."""
-        width, height = self.size
+    def _surface(self, box: Box, level: tuple[float, ...], offset: float = 0.0):
+        """offset + the quadratic with coefficients `level` on the box's pixels, float32: three passes over it."""
         c0, cy, cx, cyy, cxx, cxy = level
-        y = (rows / max(height - 1, 1) - 0.5).astype(np.float32)
-        x = (cols / max(width - 1, 1) - 0.5).astype(np.float32)
+        ys, xs = _coordinates(*self.size)
+        y, x = ys[box[1] : box[3]], xs[box[0] : box[2]]
         surface = np.multiply.outer(np.float32(cxy) * y, x)
         surface += (np.float32(offset + c0) + np.float32(cy) * y + np.float32(cyy) * y * y)[:, None]
         surface += np.float32(cx) * x + np.float32(cxx) * x * x
         return surface
+
+
+@functools.lru_cache(maxsize=32)
+def _coordinates(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """The quadratic's coordinates (-0.5 to 0.5) of a picture's rows and columns, float32."""
+    y = (np.arange(height) / max(height - 1, 1) - 0.5).astype(np.float32)
+    x = (np.arange(width) / max(width - 1, 1) - 0.5).astype(np.float32)
+    y.flags.writeable = x.flags.writeable = False  # shared between calls and threads
+    return y, x
 
 
 def _least_squares(terms: np.ndarray, values: np.ndarray, inverse: np.ndarray | None = None) -> np.ndarray:
@@ -414,20 +423,23 @@ def _finder_view(picture: Picture) -> tuple[Box, float, Paper, np.ndarray, np.nd
     if peak - paper.noise < MIN_CONTRAST:
         return None
     strong = ink > paper.noise + FINDER_INK * (peak - paper.noise)
-    rows, cols = strong.any(axis=1).nonzero()[0], strong.any(axis=0).nonzero()[0]
+    rows, cols = strong.any(axis=1).nonzero()[0].tolist(), strong.any(axis=0).nonzero()[0]
     # The line's height: the tallest run of rows with ink (a speck above it is a run of its own).
-    breaks = (rows[1:] - rows[:-1] > 1).nonzero()[0]
-    firsts, lasts = np.concatenate([[0], breaks + 1]), np.concatenate([breaks, [len(rows) - 1]])
-    line_height = float((rows[lasts] - rows[firsts] + 1).max()) * span
-    box = (max(0, math.floor((cols[0] - 2) * span)), max(0, math.floor((rows[0] - 2) * span)),
-           math.ceil((cols[-1] + 3) * span), math.ceil((rows[-1] + 3) * span))
+    tallest, first = 0, rows[0]
+    for above, row in zip(rows, rows[1:] + [rows[-1] + 2]):
+        if row - above > 1:
+            tallest, first = max(tallest, above - first + 1), row
+    line_height = float(tallest) * span
+    box = (max(0, math.floor((int(cols[0]) - 2) * span)), max(0, math.floor((rows[0] - 2) * span)),
+           math.ceil((int(cols[-1]) + 3) * span), math.ceil((rows[-1] + 3) * span))
     return box, line_height, paper, small, ink, peak
 
 
 def _noise_level(values: np.ndarray) -> float:
     """Median plus four robust standard deviations: above it lies ink, not paper texture."""
     middle = median(values)
-    spread = 1.4826 * median(np.abs(values - middle))
+    deviations = np.subtract(values, middle, dtype=values.dtype)
+    spread = 1.4826 * median(np.abs(deviations, out=deviations))
     return middle + 4.0 * spread
 
 
@@ -445,7 +457,8 @@ def mnist_layout(ink: np.ndarray) -> np.ndarray:
     scale = FIT_SIZE / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     if size != (width, height):
-        digit = np.clip(resize(digit, size, LANCZOS if scale < 1 else BILINEAR), 0.0, 1.0)
+        digit = resize(digit, size, LANCZOS if scale < 1 else BILINEAR, blas=True)
+        np.minimum(np.maximum(digit, 0.0, out=digit), 1.0, out=digit)  # np.clip, without its wrapper's checks
     height, width = digit.shape
     mass = digit.sum()
     rows, cols = np.arange(height), np.arange(width)

@@ -16,6 +16,10 @@ import math
 import numpy as np
 
 LANCZOS, BILINEAR = "lanczos", "bilinear"
+# OpenBLAS multiplies matrices on one thread below this many multiply-adds (its SMP_THRESHOLD_MIN,
+# 65536, times GEMM_MULTITHREAD_THRESHOLD, 4), on every core above it: measured here, a product's
+# CPU time over its wall time was 1.00 at 200,000 multiply-adds, 2.00 at 360,000 (two cores).
+ONE_THREAD_PRODUCT = 262_144
 
 
 def _lanczos(x: float) -> float:
@@ -53,16 +57,31 @@ def taps(size_in: int, size_out: int, name: str) -> np.ndarray:
     return weights
 
 
-def resize(image: np.ndarray, size: tuple[int, int], name: str) -> np.ndarray:
+def resize(image: np.ndarray, size: tuple[int, int], name: str, blas: bool = False) -> np.ndarray:
     """`image` (float32 (h, w)) resized to `size` (width, height) as Pillow's resize of a mode "F"
     image with that filter: across first, rounded to float32, then down.
 
-    einsum, not `@`: BLAS would take a second core for the larger products (see
-    preprocess._least_squares)."""
+    Args:
+      blas: multiply by BLAS where it stays on one thread (a digit's products in half einsum's
+        time here: 84x62 -> 15x20, 28 us against 71 us), else by einsum (no BLAS: a second core
+        taken for nothing, see preprocess._least_squares). The two sum in different orders, a
+        float32's last bit apart: the line reader's training lines (`train.numbers`, through
+        `preprocess.line_layout`) keep einsum's, so that a reader trained again is the same reader.
+    """
     width, height = size
     out = image
     if width != image.shape[1]:
-        out = np.einsum("ij,kj->ik", out.astype(np.float64), taps(image.shape[1], width, name)).astype(np.float32)
+        across = taps(image.shape[1], width, name)
+        pixels = out.astype(np.float64)
+        if blas and pixels.size * width < ONE_THREAD_PRODUCT:
+            out = (pixels @ across.T).astype(np.float32)
+        else:
+            out = np.einsum("ij,kj->ik", pixels, across).astype(np.float32)
     if height != image.shape[0]:
-        out = np.einsum("ij,jk->ik", taps(image.shape[0], height, name), out.astype(np.float64)).astype(np.float32)
+        down = taps(image.shape[0], height, name)
+        pixels = out.astype(np.float64)
+        if blas and pixels.size * height < ONE_THREAD_PRODUCT:
+            out = (down @ pixels).astype(np.float32)
+        else:
+            out = np.einsum("ij,jk->ik", down, pixels).astype(np.float32)
     return out

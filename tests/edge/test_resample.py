@@ -12,15 +12,16 @@ from lstm_edge.edge.resample import BILINEAR, LANCZOS, resize
 PILLOW = {LANCZOS: Image.Resampling.LANCZOS, BILINEAR: Image.Resampling.BILINEAR}
 
 
+@pytest.mark.parametrize("blas", [False, True])
 @pytest.mark.parametrize("name", [LANCZOS, BILINEAR])
-def test_resize_is_pillows_to_a_float32s_last_bit(name):
+def test_resize_is_pillows_to_a_float32s_last_bit(name, blas):
     rng = np.random.default_rng(0)
     worst = 0.0
     for _ in range(200):
         height, width = (int(n) for n in rng.integers(1, 160, 2))
         image = rng.random((height, width)).astype(np.float32)
         size = (int(rng.integers(1, 2 * width + 2)), int(rng.integers(1, 2 * height + 2)))  # smaller and larger
-        ours = resize(image, size, name)
+        ours = resize(image, size, name, blas=blas)
         pillow = np.asarray(Image.fromarray(image, "F").resize(size, PILLOW[name]))
         assert ours.shape == pillow.shape and ours.dtype == np.float32
         scale = np.maximum(np.abs(pillow), 1.0)

@@ -59,6 +59,27 @@ def test_the_union_in_python_and_in_whole_arrays_label_alike(seed):
         assert len(set(labels.tolist())) == flood_fill_count(mask)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_a_lone_strokes_segment_is_the_one_its_runs_draw(sample, seed):
+    """One stroke in the picture: its segment is cut from the strokes as they lie, not drawn from its
+    runs; the two must be the same pixels, at any edge of the picture too."""
+    rng = np.random.default_rng(seed)
+    checked = 0
+    for index in rng.choice(len(sample.x_test), 40, replace=False):
+        digit = ink(sample.x_test[index])
+        for picture in (digit, np.pad(digit, ((3, 1), (0, 5)))):  # at the picture's edge, and inside it
+            picture = np.maximum(picture, np.float32(0.05))  # faint ink everywhere: the mask's reach shows
+            strong = picture > segment.STRONG
+            pieces = segment._components(strong)
+            if len(pieces) != 1:
+                continue
+            drawn, cut = segment._segment_of(picture, pieces[0]), segment._segment_of(picture, pieces[0], strong)
+            assert (drawn.top, drawn.bottom, drawn.left, drawn.right) == (cut.top, cut.bottom, cut.left, cut.right)
+            assert np.array_equal(drawn.ink, cut.ink)
+            checked += 1
+    assert checked >= 40  # most MNIST digits are one stroke
+
+
 def ink(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) / 255
 
