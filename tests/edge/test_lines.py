@@ -28,6 +28,7 @@ from lstm_edge.edge.lines import (
 from lstm_edge.edge.preprocess import FoundDigits, TouchingGroup, line_layout, read_digits
 from tests.bars import (
     LINE_READER_ARGS,
+    LINE_READER_INT8_TOLERANCE_PP,
     LINE_SINGLES_MAX_SPLIT,
     LINE_TOUCHING_MIN_GAIN,
     LINE_TOUCHING_MIN_WHOLE,
@@ -53,7 +54,8 @@ def with_reader(int8_model, line_run, tmp_path_factory):
     shutil.copy(int8_model, model)
     shutil.copy(int8_model.with_suffix(".json"), folder / "model.json")
     shutil.copy(int8_model.with_name(int8_model.stem + ".golden.npz"), folder / "model.golden.npz")
-    done = run_cli(*LSTM_EDGE, "export-lines", str(line_run), "--quantize", "--out", lines_path(model))
+    done = run_cli(*LSTM_EDGE, "export-lines", str(line_run), "--quantize", "--out", lines_path(model),
+                   "--tolerance", str(LINE_READER_INT8_TOLERANCE_PP))
     assert "wrote " in done.stdout
     return model
 
