@@ -305,7 +305,7 @@ def segment_digits(ink: np.ndarray, max_digits: int = MAX_DIGITS) -> list[Segmen
     pieces = _components(strong)
     if not pieces:
         return []
-    strokes = len(pieces)
+    alone = strong if len(pieces) == 1 else None  # one stroke: its digit's segment is cut from it as it lies
     biggest = max(g.area for g in pieces)
     tallest = max(g.bottom - g.top for g in pieces)
     pieces = [g for g in pieces if g.area >= DUST * biggest or g.bottom - g.top >= SPECK_SIZE * tallest]
@@ -315,7 +315,6 @@ def segment_digits(ink: np.ndarray, max_digits: int = MAX_DIGITS) -> list[Segmen
     digits = [g for g in groups
               if g.area >= SPECK_AREA * biggest or max(g.bottom - g.top, g.right - g.left) >= SPECK_SIZE * tallest]
     segments: list[Segment] = []
-    alone = strong if strokes == 1 and len(digits) == 1 else None  # one stroke, and it is a digit
     typical = sorted(g.bottom - g.top for g in digits)[len(digits) // 2]
     for g in sorted(digits, key=lambda g: g.left):
         height = max(g.bottom - g.top, typical)
