@@ -58,17 +58,21 @@ def label_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
       runs: (n, 3) int (row, start, stop) of every horizontal run of True, in raster order;
       labels: (n,) each run's component, numbered from 0 in order of first appearance.
     """
-    height, width = mask.shape
-    padded = np.zeros((height, width + 2), np.int8)
+    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), bool)
     padded[:, 1:-1] = mask
+    return _label_padded(padded)
+
+
+def _label_padded(padded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`label_runs` of a mask held in the middle of `padded`, a blank column either side."""
     # Every row starts and ends on a padding 0, so its changes alternate: a run's start, then its stop.
     flat = padded.ravel()
     changes = (flat[1:] != flat[:-1]).nonzero()[0]
-    row_length = width + 2
+    row_length = padded.shape[1]
     rows = changes[0::2] // row_length
     columns = changes % row_length  # a run's start and its stop lie in its own row
     runs = np.empty((len(rows), 3), rows.dtype)  # not np.stack: a third of its time for ~100 runs
-    runs[:, 0], runs[:, 1], runs[:, 2] = rows, columns[0::2], columns[1::2]
+    runs[:, 0], runs[:, 1:] = rows, columns.reshape(-1, 2)
     if len(runs) == 0:
         return runs, np.zeros(0, np.intp)
     # Runs i (row r) and j (row r - 1) touch, diagonally too, when start_j <= stop_i and stop_j >= start_i.
@@ -148,8 +152,8 @@ class _Group:
         self.runs = np.concatenate([self.runs, other.runs])
 
 
-def _components(mask: np.ndarray) -> list[_Group]:
-    runs, labels = label_runs(mask)
+def _components(runs: np.ndarray, labels: np.ndarray) -> list[_Group]:
+    """The components `label_runs` found, each a group with its box, area and runs."""
     if len(runs) == 0:
         return []
     if not labels.any():  # one stroke (a clean digit): its runs are in raster order already
@@ -216,26 +220,35 @@ def _segment_of(ink: np.ndarray, group: _Group, alone: Optional[np.ndarray] = No
     top, left = max(0, group.top - EDGE), max(0, group.left - EDGE)
     bottom, right = min(ink.shape[0], group.bottom + EDGE), min(ink.shape[1], group.right + EDGE)
     # The strokes grown by a (2 EDGE + 1)-pixel square: widened by EDGE along the rows, then the
-    # rows grown EDGE up and down.
+    # rows grown EDGE up and down, each a shift of the box's pixels as one flat run (a 2-D slice
+    # costs a loop per row): the rows end in blank columns that catch what a shift carries past a
+    # row's end, cut off after.
+    height, width = bottom - top, right - left
     if alone is not None:
-        mask = alone[top:bottom, left:right].copy()
+        mask = np.zeros((height, width + EDGE), bool)
+        mask[:, :width] = alone[top:bottom, left:right]
+        flat = mask.ravel()
         for _ in range(EDGE):
-            mask[:, 1:] |= mask[:, :-1]
-            mask[:, :-1] |= mask[:, 1:]
+            flat[1:] |= flat[:-1]
+            flat[:-1] |= flat[1:]
     else:
         # Each run drawn widened, as +1 at its start and -1 past its end (bincount: many times
         # quicker than np.add.at), summed: each run ends in its own row (the extra column), so
         # one running sum over all rows starts each row from 0.
-        row_length, size = right - left + 1, (bottom - top) * (right - left + 1)
+        # (Widened, no run reaches that column: it stays blank for the rows' growth below.)
+        row_length, size = width + 1, height * (width + 1)
         at = (group.runs[:, 0] - top) * row_length
         starts = at + np.maximum(group.runs[:, 1] - EDGE, left) - left
         stops = at + np.minimum(group.runs[:, 2] + EDGE, right) - left
         cover = np.bincount(starts, minlength=size) - np.bincount(stops, minlength=size)
-        mask = (np.cumsum(cover) > 0).reshape(bottom - top, row_length)[:, :-1]
+        flat = np.cumsum(cover) > 0
+        mask = flat.reshape(height, row_length)
+    row_length = mask.shape[1]
     for _ in range(EDGE):
-        mask[1:] |= mask[:-1]
-        mask[:-1] |= mask[1:]
-    return Segment(top, bottom, left, right, np.multiply(ink[top:bottom, left:right], mask, dtype=np.float32))
+        flat[row_length:] |= flat[:-row_length]
+        flat[:-row_length] |= flat[row_length:]
+    return Segment(top, bottom, left, right,
+                   np.multiply(ink[top:bottom, left:right], mask[:, :width], dtype=np.float32))
 
 
 def _split_touching(whole: Segment, group: _Group, height: int) -> list[Segment]:
@@ -267,20 +280,23 @@ def _split_touching(whole: Segment, group: _Group, height: int) -> list[Segment]
     return segments
 
 
-def _check_one_line(strong: np.ndarray) -> None:
+def _check_one_line(runs: np.ndarray, height: int) -> None:
     """Several lines are bands of rows with ink, each tall and holding much ink, with a wide gap
     between them. (A digit broken across, or a 5's bar drawn apart, leaves a narrow gap, or a
-    thin band.)"""
-    rows = strong.sum(axis=1)
-    inked = np.flatnonzero(rows)
-    if len(inked) == 0 or inked[-1] - inked[0] < len(inked):  # one band of rows (most pictures), or none
-        return
-    inked = np.concatenate([[0], rows > 0, [0]]).astype(np.int8)
-    steps = inked[1:] - inked[:-1]
+    thin band.)
+
+    Args:
+      runs: the strokes' runs, as `label_runs` gives them (in raster order).
+      height: the ink map's rows."""
+    rows = runs[:, 0]
+    if len(rows) == 0 or rows[-1] - rows[0] < np.count_nonzero(rows[1:] != rows[:-1]) + 1:
+        return  # one band of rows (most pictures: every row from the first inked to the last is), or none
+    inked = np.bincount(rows, weights=runs[:, 2] - runs[:, 1], minlength=height).astype(np.int64)  # ink per row
+    steps = np.diff((inked > 0).astype(np.int8), prepend=0, append=0)
     firsts, ends = (steps == 1).nonzero()[0], (steps == -1).nonzero()[0]
     if len(firsts) < 2:
         return
-    totals = np.add.reduceat(rows, firsts)  # each band's ink (the rows between bands hold none)
+    totals = np.add.reduceat(inked, firsts)  # each band's ink (the rows between bands hold none)
     bands = list(zip(firsts.tolist(), ends.tolist(), totals.tolist()))
     tallest, total = max(b - a for a, b, _ in bands), sum(ink for _, _, ink in bands)
     lines = [(a, b) for a, b, ink in bands if b - a >= LINE_HEIGHT * tallest and ink >= LINE_INK * total]
@@ -300,9 +316,11 @@ def segment_digits(ink: np.ndarray, max_digits: int = MAX_DIGITS) -> list[Segmen
     Raises:
       ImageError: digits in more than one line, or more than max_digits digits.
     """
-    strong = ink > STRONG
-    _check_one_line(strong)
-    pieces = _components(strong)
+    padded = np.zeros((ink.shape[0], ink.shape[1] + 2), bool)  # the strokes, as `label_runs` pads them
+    strong = np.greater(ink, STRONG, out=padded[:, 1:-1])
+    runs, labels = _label_padded(padded)
+    _check_one_line(runs, ink.shape[0])
+    pieces = _components(runs, labels)
     if not pieces:
         return []
     alone = strong if len(pieces) == 1 else None  # one stroke: its digit's segment is cut from it as it lies

@@ -70,7 +70,7 @@ def test_a_lone_strokes_segment_is_the_one_its_runs_draw(sample, seed):
         for picture in (digit, np.pad(digit, ((3, 1), (0, 5)))):  # at the picture's edge, and inside it
             picture = np.maximum(picture, np.float32(0.05))  # faint ink everywhere: the mask's reach shows
             strong = picture > segment.STRONG
-            pieces = segment._components(strong)
+            pieces = segment._components(*label_runs(strong))
             if len(pieces) != 1:
                 continue
             drawn, cut = segment._segment_of(picture, pieces[0]), segment._segment_of(picture, pieces[0], strong)
