@@ -17,7 +17,7 @@ from benchmarks.forms import off_centre_transparent, paper_photo
 from lstm_edge.edge import ImageError, NoDigitError, preprocess_image, scale_pixels
 from lstm_edge.edge.contract import IMAGE_SIZE
 from lstm_edge.edge.picture import MAX_PIXELS
-from lstm_edge.edge.preprocess import render_ascii
+from lstm_edge.edge.preprocess import Paper, render_ascii
 
 
 def centre_of_mass(digit):
@@ -73,6 +73,27 @@ def test_shadowed_paper_is_not_ink(sample):
     shaded = Image.fromarray(np.clip(digit - shadow, 0, 255).astype(np.uint8))
     out = preprocess_image(shaded)
     assert np.corrcoef(out.ravel(), scale_pixels(sample.x_test[11]).ravel())[0, 1] > 0.8
+
+
+@pytest.mark.parametrize("size, box", [
+    ((112, 112), (0, 0, 112, 112)),  # a finder: one band
+    ((512, 384), (0, 0, 512, 384)),  # a frame's work scale: bands of 170 rows, the last one short
+    ((512, 384), (37, 5, 441, 300)),  # a region of it
+])
+@pytest.mark.parametrize("invert", [False, True])
+def test_the_papers_surface_is_its_quadratic_on_every_pixel_of_the_box(size, box, invert):
+    """The fitted level, made by BLAS in bands of rows, against the quadratic evaluated in float64."""
+    level = (0.61, -0.07, 0.035, 0.12, -0.09, 0.05)
+    paper = Paper(size, invert, level, 0.02, True)
+    gray = np.random.default_rng(0).random((box[3] - box[1], box[2] - box[0]), np.float32)
+    y = (np.arange(size[1]) / (size[1] - 1) - 0.5)[box[1] : box[3], None]
+    x = (np.arange(size[0]) / (size[0] - 1) - 0.5)[None, box[0] : box[2]]
+    c0, cy, cx, cyy, cxx, cxy = level
+    surface = c0 + cy * y + cx * x + cyy * y * y + cxx * x * x + cxy * x * y
+    expected = (1.0 - gray) - surface if invert else gray - surface
+    ink = paper.ink(gray, box)
+    assert ink.shape == gray.shape and ink.dtype == np.float32
+    assert np.abs(ink - expected).max() < 1e-6
 
 
 @pytest.mark.parametrize("image", [
