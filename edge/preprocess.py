@@ -291,7 +291,7 @@ class Paper:
         ink = 1.0 - sample if invert else sample
         if frame.terms is None:  # small images (MNIST itself, small scans): a flat level
             level = (median(ink),)
-            noise = _noise_level(ink - np.float32(level[0]), overwrite=True)
+            noise = _noise_level(ink - np.float32(level[0]))
         else:
             # A smooth surface fitted to the frame follows a shadow or a light fall-off across the
             # page, and, unlike a filter over the interior, cannot mistake a bold stroke for paper.
@@ -301,11 +301,11 @@ class Paper:
             coefficients = _least_squares(terms, ink, frame.projection)
             fitted = _fitted(coefficients, terms).astype(np.float32)
             residual = ink - fitted
-            noise = _noise_level(residual, overwrite=True)  # reordered: its largest value is all it is asked for
+            noise = _noise_level(residual)  # reordered: its largest value is all it is asked for
             if residual.max() > noise:
                 paper = ink - fitted <= noise
                 coefficients = _least_squares(terms[:, paper], ink[paper])
-                noise = _noise_level(ink - _fitted(coefficients, terms).astype(np.float32), overwrite=True)
+                noise = _noise_level(ink - _fitted(coefficients, terms).astype(np.float32))
             level = tuple(coefficients.tolist())
         return cls((width, height), invert, level, max(0.0, noise), bool(sample.max() > sample.min()))
 
@@ -451,12 +451,11 @@ def _finder_view(picture: Picture) -> tuple[Box, float, Paper, np.ndarray, np.nd
     return box, line_height, paper, small, ink, peak
 
 
-def _noise_level(values: np.ndarray, overwrite: bool = False) -> float:
+def _noise_level(values: np.ndarray) -> float:
     """Median plus four robust standard deviations: above it lies ink, not paper texture.
 
-    Args:
-      overwrite: `values` (1-D) may be reordered (`median`'s overwrite)."""
-    middle = median(values, overwrite)
+    `values` (1-D, the caller's own) are reordered: partitioned in place."""
+    middle = median(values, overwrite=True)
     deviations = np.subtract(values, middle, dtype=values.dtype)
     spread = 1.4826 * median(np.abs(deviations, out=deviations), overwrite=True)
     return middle + 4.0 * spread
