@@ -35,7 +35,7 @@ demo: $(BIN)/.installed
 TEST_WORKERS ?= 2
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
+	$(BIN)/python -m pytest -q $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 ## test-pi: the edge package on an emulated Raspberry Pi (fetches qemu and Debian's packages itself, no root)
 test-pi: $(BIN)/.installed

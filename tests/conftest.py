@@ -28,6 +28,24 @@ EXPECTED_RUNTIMES = [r for r in DEVICE_RUNTIMES if r != "tflite-runtime" or TFLI
 needs_tflite_runtime = pytest.mark.skipif(not TFLITE_RUNTIME_INSTALLABLE, reason="tflite-runtime 2.14 has no wheel "
                                           f"for Python {platform.python_version()} on {platform.machine()}")
 
+# Files whose fixtures train a model for minutes (full MNIST's recipe; the line reader), run first:
+# `make test`'s workers each take whole files in this order (--no-loadscope-reorder), so these start
+# at once, one on each worker, and the many short files fill in around them. xdist's own order,
+# most tests first, put full MNIST's file (2 tests) last, its 7-8 minutes of training after the rest.
+FIRST_FILES = ("tests/export/test_fidelity.py", "tests/edge/test_lines.py")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """FIRST_FILES first, then the files with the most tests (xdist's own order for the rest)."""
+    def file(item) -> str:
+        return item.nodeid.split("::")[0]
+
+    tests = {}
+    for item in items:
+        tests[file(item)] = tests.get(file(item), 0) + 1
+    rank = {name: index for index, name in enumerate(FIRST_FILES)}
+    items.sort(key=lambda item: (rank.get(file(item), len(FIRST_FILES)), -tests[file(item)], file(item)))
+
 
 def child_env(env=None) -> dict[str, str]:
     """A child process's environment: the user's, with this checkout first on the path.
