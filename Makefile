@@ -31,7 +31,8 @@ demo: $(BIN)/.installed
 ## test: the linter, then the whole test suite on real digits and real runtimes
 # Two pytest workers, each taking whole files (a file's fixtures, such as the line reader's training or
 # the emulated Pis, are made once): one worker alone leaves a core idle through the emulated Pis'
-# single-threaded qemu and the many CLIs' start-ups. TEST_WORKERS=0 runs the suite in one process.
+# single-threaded qemu and the many CLIs' start-ups. The files that train for minutes go first, one on
+# each worker (tests/conftest.py, FIRST_FILES). TEST_WORKERS=0 runs the suite in one process.
 TEST_WORKERS ?= 2
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
