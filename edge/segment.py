@@ -280,18 +280,17 @@ def _split_touching(whole: Segment, group: _Group, height: int) -> list[Segment]
     return segments
 
 
-def _check_one_line(runs: np.ndarray, height: int) -> None:
+def _check_one_line(runs: np.ndarray) -> None:
     """Several lines are bands of rows with ink, each tall and holding much ink, with a wide gap
     between them. (A digit broken across, or a 5's bar drawn apart, leaves a narrow gap, or a
     thin band.)
 
     Args:
-      runs: the strokes' runs, as `label_runs` gives them (in raster order).
-      height: the ink map's rows."""
+      runs: the strokes' runs, as `label_runs` gives them (in raster order)."""
     rows = runs[:, 0]
     if len(rows) == 0 or rows[-1] - rows[0] < np.count_nonzero(rows[1:] != rows[:-1]) + 1:
         return  # one band of rows (most pictures: every row from the first inked to the last is), or none
-    inked = np.bincount(rows, weights=runs[:, 2] - runs[:, 1], minlength=height).astype(np.int64)  # ink per row
+    inked = np.bincount(rows, weights=runs[:, 2] - runs[:, 1]).astype(np.int64)  # ink per row, to the last inked
     steps = np.diff((inked > 0).astype(np.int8), prepend=0, append=0)
     firsts, ends = (steps == 1).nonzero()[0], (steps == -1).nonzero()[0]
     if len(firsts) < 2:
@@ -319,7 +318,7 @@ def segment_digits(ink: np.ndarray, max_digits: int = MAX_DIGITS) -> list[Segmen
     padded = np.zeros((ink.shape[0], ink.shape[1] + 2), bool)  # the strokes, as `label_runs` pads them
     strong = np.greater(ink, STRONG, out=padded[:, 1:-1])
     runs, labels = _label_padded(padded)
-    _check_one_line(runs, ink.shape[0])
+    _check_one_line(runs)
     pieces = _components(runs, labels)
     if not pieces:
         return []

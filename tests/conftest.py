@@ -9,6 +9,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -41,9 +42,7 @@ def pytest_collection_modifyitems(items) -> None:
     def file(item) -> str:
         return item.nodeid.split("::")[0]
 
-    tests = {}
-    for item in items:
-        tests[file(item)] = tests.get(file(item), 0) + 1
+    tests = Counter(file(item) for item in items)
     rank = {name: index for index, name in enumerate(FIRST_FILES)}
     items.sort(key=lambda item: (rank.get(file(item), len(FIRST_FILES)), -tests[file(item)], file(item)))
 
