@@ -145,6 +145,8 @@ class TFLiteModel:
         if digits.shape[1:] != self.item_shape:
             raise ValueError(f"digits must be (N, {', '.join(map(str, self.item_shape))}); got {digits.shape}")
         step = 1 if self.stateful or not self.runtime.resizable else max(1, batch_size)
+        if 0 < len(digits) <= step:  # one invoke (a photo's digit, a number's few): its answers as they are
+            return self.invoke(digits)
         out = np.empty((len(digits), *self.answer_shape), np.float32)
         starts = range(0, len(digits), step)
         workers = self._batch_workers() if len(starts) > 1 else [self]

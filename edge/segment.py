@@ -31,9 +31,9 @@ LINE_INK = 0.1  # ... holding this share of the ink ...
 LINE_GAP = 0.25  # ... this share of its height away from the next is a line of its own
 MAX_DIGITS = 12
 TOUCHING_GAP = 0.05  # digits whose strokes come closer across than this share of the taller one's height may touch
-# Pairs of touching runs, at most, joined in plain Python (`_union_few`): a digit has 100-150, where
-# labelling took 13-30% less time so; at 300-450 the two ways were even.
-FEW_TOUCHES = 300
+# Runs, at most, joined in plain Python (`_union_few`): a digit has 80-170; between 200 and 400 the
+# Python loop and the whole-array rounds of `_union_many` came even (AMD EPYC Zen).
+FEW_RUNS = 300
 
 
 @dataclass(frozen=True)
@@ -83,38 +83,55 @@ def _label_padded(padded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     first = np.searchsorted(stop_keys, start_keys - span, "left")
     last = np.searchsorted(start_keys, stop_keys - span, "right")
     counts = np.maximum(last - first, 0)
+    if counts[1:].all():  # every run below the first touches one above it: all hang from the first
+        return runs, np.zeros(len(runs), np.intp)
+    if len(runs) <= FEW_RUNS:
+        return runs, _union_few(first.tolist(), counts.tolist())
     ours = np.repeat(np.arange(len(runs)), counts)
     theirs = np.repeat(first - np.cumsum(counts) + counts, counts) + np.arange(len(ours))
-    if len(ours) <= FEW_TOUCHES:
-        return runs, _union_few(len(runs), ours.tolist(), theirs.tolist())
     parent = _union_many(len(runs), ours, theirs)
     # Components numbered by their roots, in order: a root is its own parent.
     roots = parent == np.arange(len(runs))
     return runs, (np.cumsum(roots) - 1)[parent]
 
 
-def _union_few(count: int, ours: list[int], theirs: list[int]) -> np.ndarray:
-    """Each run's component, numbered from 0 in order of first appearance, from the pairs of runs
-    that touch: union by the smaller index in plain Python, for a digit's hundred-odd pairs quicker
-    than the whole-array rounds of `_union_many`, each a dozen NumPy calls."""
-    parent = list(range(count))
-    for a, b in zip(ours, theirs):
-        while parent[a] != a:
-            parent[a] = a = parent[parent[a]]
-        while parent[b] != b:
-            parent[b] = b = parent[parent[b]]
-        if a < b:
-            parent[b] = a
-        elif b < a:
-            parent[a] = b
-    labels, found = [0] * count, 0
-    for i in range(count):  # in order: a run's parent's root is final, and numbered, before the run's own is read
-        root = parent[i] = parent[parent[i]]
-        if root == i:
-            labels[i], found = found, found + 1
+def _union_few(first: list[int], counts: list[int]) -> np.ndarray:
+    """Each run's component, numbered from 0 in order of first appearance, in plain Python: run i
+    touches runs first[i] .. first[i] + counts[i] - 1 of the row above (runs in raster order).
+
+    Each run hangs from the first run it touches above: a tree whose top touches none. Trees are
+    joined, by a union of their tops (the smaller wins), only where a run touches several; a
+    digit's hundred-odd runs have a few tops, so the loop does little more than copy a top."""
+    up = list(range(len(first)))  # a top's parent among the tops: itself, until it is joined to another
+    top = [0] * len(first)
+    for i, (f, c) in enumerate(zip(first, counts)):
+        if c == 1:
+            top[i] = top[f]
+        elif c == 0:
+            top[i] = i
         else:
-            labels[i] = labels[root]
-    return np.array(labels)
+            a = top[f]
+            while up[a] != a:
+                up[a] = a = up[up[a]]
+            for b in top[f + 1 : f + c]:
+                while up[b] != b:
+                    up[b] = b = up[up[b]]
+                if b < a:
+                    up[a] = a = b
+                elif a < b:
+                    up[b] = a
+            top[i] = a
+    number: dict[int, int] = {}  # each top's component: in order, a top's root is numbered before the top
+    found = 0
+    for t in sorted(set(top)):
+        root = t
+        while up[root] != root:
+            root = up[root]
+        if root == t:
+            number[t], found = found, found + 1
+        else:
+            number[t] = number[root]
+    return np.array([number[t] for t in top])
 
 
 def _union_many(count: int, ours: np.ndarray, theirs: np.ndarray) -> np.ndarray:

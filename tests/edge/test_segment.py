@@ -52,11 +52,37 @@ def test_the_union_in_python_and_in_whole_arrays_label_alike(seed):
     for mask in (rng.random((12, 14)) < 0.5, rng.random((80, 90)) < 0.55):  # a few pairs, then thousands
         labelled = []
         for few in (10**9, -1):  # all in Python, all in NumPy
-            with patch.object(segment, "FEW_TOUCHES", few):
+            with patch.object(segment, "FEW_RUNS", few):
                 labelled.append(label_runs(mask))
         (runs, labels), (runs_np, labels_np) = labelled
         assert np.array_equal(runs, runs_np) and np.array_equal(labels, labels_np)
         assert len(set(labels.tolist())) == flood_fill_count(mask)
+
+
+def test_strokes_hanging_from_one_top_or_from_several_label_as_flood_fill_does(sample):
+    """A digit's stroke whose runs all hang from its first (a 7, a 1) is labelled without a union;
+    one whose runs hang from several tops (the arms of a 4, a U, a W) by joining the tops. Both
+    must count what a flood fill counts, with the union in Python and in NumPy alike."""
+    u = np.zeros((9, 9), bool)
+    u[:, 1] = u[:, 7] = u[8, 1:8] = True  # two tops, joined at the bottom
+    w = np.zeros((7, 13), bool)
+    w[:, 0] = w[:, 6] = w[:, 12] = w[6, :] = True  # three tops
+    beside = np.zeros((9, 14), bool)
+    beside[:, :9], beside[4:7, 11:13] = u, True  # a second stroke's top after the first's two: numbered 1
+    masks = [u, w, ~u, beside, np.eye(6, dtype=bool)[::-1]]  # the last: a diagonal, each run touching one above
+    masks += [ink(image) > segment.STRONG for image in sample.x_test[:60]]
+    one_stroke = 0
+    for mask in masks:
+        labelled = []
+        for few in (10**9, -1):  # in Python, in NumPy (where the runs do not all hang from one top)
+            with patch.object(segment, "FEW_RUNS", few):
+                labelled.append(label_runs(mask))
+        (runs, labels), (runs_np, labels_np) = labelled
+        assert np.array_equal(runs, runs_np) and np.array_equal(labels, labels_np)
+        assert len(set(labels.tolist())) == flood_fill_count(mask)
+        assert labels[0] == 0 and np.all(np.diff(np.maximum.accumulate(labels)) <= 1)  # numbered in order
+        one_stroke += flood_fill_count(mask) == 1 and not labels.any()
+    assert one_stroke >= 20  # most MNIST digits are one stroke
 
 
 @pytest.mark.parametrize("seed", range(3))
