@@ -360,14 +360,15 @@ def _least_squares(terms: np.ndarray, values: np.ndarray, projection: np.ndarray
     well scaled; `projection`, their solution's matrix, when the terms are a frame's own), or, where
     they are singular (a picture one pixel high), by a full least squares.
 
-    Args:
-      kept: the terms with the columns of pixels left out of the fit zeroed: a refit without them
-        (two thirds of the time of selecting the other pixels' columns, for a finder's frame).
-
     A product of a matrix and a vector is einsum's here, not BLAS's: OpenBLAS shares one this
     size (gemv, 4096 x 6) with its other threads, which then spin for milliseconds after it,
     waiting for more: one more core taken at 100% for nothing (`edge-classify` measured 1.9 cores
-    busy for one core's work; a server's clients, and `--jobs`, need that core)."""
+    busy for one core's work; a server's clients, and `--jobs`, need that core).
+
+    Args:
+      kept: the terms with the columns of the pixels left out of the fit zeroed: a refit without
+        them (two thirds of the time of selecting the other pixels' columns, for a finder's frame).
+    """
     values = values.astype(np.float64)
     if projection is not None:
         return np.einsum("ij,j->i", projection, values)

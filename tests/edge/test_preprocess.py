@@ -16,7 +16,7 @@ from PIL import Image
 from benchmarks.forms import off_centre_transparent, paper_photo
 from lstm_edge.edge import ImageError, NoDigitError, preprocess_image, scale_pixels
 from lstm_edge.edge.contract import IMAGE_SIZE
-from lstm_edge.edge.picture import MAX_PIXELS
+from lstm_edge.edge.picture import MAX_PIXELS, WholePicture
 from lstm_edge.edge.preprocess import Paper, render_ascii
 
 
@@ -94,6 +94,24 @@ def test_the_papers_surface_is_its_quadratic_on_every_pixel_of_the_box(size, box
     ink = paper.ink(gray, box)
     assert ink.shape == gray.shape and ink.dtype == np.float32
     assert np.abs(ink - expected).max() < 1e-6
+
+
+@pytest.mark.parametrize("stroke", [False, True])
+def test_the_papers_level_is_fitted_to_the_paper_not_to_ink_across_the_frame(stroke):
+    """Shaded paper, and a dark stroke running through the frame (a digit off the edge): the level
+    is refitted without the frame's ink, so it follows the paper's shading as if the stroke were
+    not there (fitted to all of the frame, the stroke pulls it 0.2 off the paper here)."""
+    height, width = 96, 128
+    y = (np.arange(height) / (height - 1) - 0.5)[:, None]
+    x = (np.arange(width) / (width - 1) - 0.5)[None, :]
+    shading = 0.85 - 0.12 * x + 0.06 * y - 0.1 * y * y + 0.05 * x * y  # the paper's grey level
+    gray = shading + np.random.default_rng(3).normal(0, 0.004, (height, width))
+    if stroke:
+        gray[:, 58:70] = 0.08  # a bold stroke from the top edge to the bottom one
+    paper = Paper.measure(WholePicture(gray.astype(np.float32)))
+    assert paper.invert
+    surface = paper._surface((0, 0, width, height), paper.level)  # the paper's level, ink-up (1 - grey)
+    assert np.abs(surface - (1.0 - shading)).max() < 0.01
 
 
 @pytest.mark.parametrize("image", [
