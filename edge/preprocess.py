@@ -487,9 +487,10 @@ def mnist_layout(ink: np.ndarray) -> np.ndarray:
         np.minimum(np.maximum(digit, 0.0, out=digit), 1.0, out=digit)  # np.clip, without its wrapper's checks
     height, width = digit.shape
     mass = digit.sum()
-    rows, cols = np.arange(height), np.arange(width)
-    centre_y = float((digit.sum(axis=1) * rows).sum() / mass)  # not `@`: see _least_squares
-    centre_x = float((digit.sum(axis=0) * cols).sum() / mass)
+    # Dot products of at most 20 terms: one thread (measured: CPU time 1.00x the wall time; a
+    # 50,000-term dot took both cores, see _least_squares).
+    centre_y = float(np.dot(digit.sum(axis=1), np.arange(height, dtype=np.float64)) / mass)
+    centre_x = float(np.dot(digit.sum(axis=0), np.arange(width, dtype=np.float64)) / mass)
     y = min(max(round(CENTRE - centre_y), 0), IMAGE_SIZE - height)
     x = min(max(round(CENTRE - centre_x), 0), IMAGE_SIZE - width)
     canvas = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.float32)
