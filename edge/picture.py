@@ -22,6 +22,7 @@ from typing import Any, Optional, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import jpeg
 from .contract import PIXEL_MAX
 from .errors import ImageError, NoDigitError
 
@@ -36,6 +37,7 @@ SMALL_PICTURE = 160_000
 # A uint8 frame up to this many pixels is converted to grey whole (a 1080p frame in about 2 ms);
 # a larger one only where the pipeline looks: a 12 MP frame whole would take 10 ms and more.
 GREY_WHOLE_PIXELS = 2_500_000
+_PIXEL_MAX = np.array(PIXEL_MAX, np.float32)  # as an operand: a 0-d array costs NumPy less than a scalar
 EXIF_ORIENTATION = 0x0112
 ORIENTATION_SOURCES = ("exif", "Raw profile type exif", "XML:com.adobe.xmp", "xmp")  # Pillow's getexif reads these
 DRAFT_MODES = ("L", "RGB", "CMYK", "YCbCr")  # what JPEG's DCT scaling can decode straight to grey
@@ -211,7 +213,7 @@ def _levels(image: Image.Image) -> np.ndarray:
     """An 8-bit grey image's levels in [0, 1], float32: its bytes as they are, then one division
     (what `np.asarray(image, np.float32) / PIXEL_MAX` gives, in half the time on small images)."""
     pixels = np.frombuffer(image.tobytes(), np.uint8).reshape(image.height, image.width)
-    return np.divide(pixels, np.float32(PIXEL_MAX), dtype=np.float32)
+    return np.divide(pixels, _PIXEL_MAX, dtype=np.float32)
 
 
 def _grey_image(array: np.ndarray) -> Image.Image:
@@ -243,6 +245,9 @@ def _decode(source) -> tuple[Image.Image, tuple[int, int]]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         if not source:
             raise ImageError("empty input: zero bytes")
+        plain = _plain_jpeg(bytes(source))
+        if plain is not None:
+            return plain
         source = io.BytesIO(source)
     elif isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
@@ -252,6 +257,18 @@ def _decode(source) -> tuple[Image.Image, tuple[int, int]]:
             raise ImageError("is a folder, not an image")
         if os.path.getsize(path) == 0:
             raise ImageError("empty file: zero bytes")
+        try:
+            with open(path, "rb") as file:
+                data = file.read(len(jpeg.START))
+                if data == jpeg.START:  # a JPEG: read whole (decoding reads it all anyway)
+                    data += file.read()
+        except OSError as e:
+            raise ImageError(f"cannot open: {e.strerror or e}") from None
+        if data.startswith(jpeg.START):
+            plain = _plain_jpeg(data)
+            if plain is not None:
+                return plain
+            source = io.BytesIO(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS decides, below
@@ -264,16 +281,10 @@ def _decode(source) -> tuple[Image.Image, tuple[int, int]]:
     except OSError as e:
         raise ImageError(f"cannot open: {e.strerror or e}") from None
     width, height = size = image.size
-    if width * height > MAX_PIXELS:
-        raise ImageError(f"image is {width}x{height} ({width * height / 1e6:.0f} MP); "
-                         f"the limit is {MAX_PIXELS / 1e6:.0f} MP")
+    _check_pixels(size)
     try:
         if image.mode in DRAFT_MODES:  # JPEG decodes straight to grey, and smaller (other formats ignore it)
-            # The smallest DCT scale (1/2, 1/4, 1/8) leaving the long side at least WORK_SIZE. (A
-            # 4032x3024 photo at 1/8, 504 px, decodes in 10% less time than at 1/4, 1008 px, but
-            # 1080p frames decoded to 480 px lost 4 numbers of 60 for none gained: not worth it.)
-            keep = WORK_SIZE / max(width, height)  # draft keeps both sides at least this big
-            image.draft("L", (math.ceil(width * keep), math.ceil(height * keep)))
+            image.draft("L", _draft_size(size))
         image.load()
         decoded = image.size
         if _may_be_turned(image) and image.getexif().get(EXIF_ORIENTATION, 1) != 1:  # stored turned: turn it
@@ -281,6 +292,35 @@ def _decode(source) -> tuple[Image.Image, tuple[int, int]]:
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError) as e:
         raise ImageError(f"truncated or corrupt image ({e})") from None
     return image, (height, width) if image.size != decoded else size
+
+
+def _check_pixels(size: tuple[int, int]) -> None:
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise ImageError(f"image is {width}x{height} ({width * height / 1e6:.0f} MP); "
+                         f"the limit is {MAX_PIXELS / 1e6:.0f} MP")
+
+
+def _draft_size(size: tuple[int, int]) -> tuple[int, int]:
+    """What a JPEG is decoded to at least: the smallest DCT scale (1/2, 1/4, 1/8) leaving the long
+    side at least WORK_SIZE. (A 4032x3024 photo at 1/8, 504 px, decodes in 10% less time than at
+    1/4, 1008 px, but 1080p frames decoded to 480 px lost 4 numbers of 60 for none gained: not
+    worth it.)"""
+    keep = WORK_SIZE / max(size)  # both sides at least this share of their size
+    return math.ceil(size[0] * keep), math.ceil(size[1] * keep)
+
+
+def _plain_jpeg(data: bytes) -> Optional[tuple[Image.Image, tuple[int, int]]]:
+    """A plain JPEG (`jpeg`) decoded to grey as `Image.open` and `draft` would, without their
+    Python; None for any other file."""
+    size = jpeg.plain_size(data)
+    if size is None:
+        return None
+    _check_pixels(size)
+    try:
+        return jpeg.decode_grey(data, size, jpeg.dct_scale(size, _draft_size(size))), size
+    except (OSError, ValueError) as e:
+        raise ImageError(f"truncated or corrupt image ({e})") from None
 
 
 def _may_be_turned(image: Image.Image) -> bool:

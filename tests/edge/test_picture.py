@@ -9,12 +9,22 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageOps
 
 from benchmarks.forms import paper_frame
 from benchmarks.numbers import compose
-from lstm_edge.edge import NoDigitError
-from lstm_edge.edge.picture import GREY_WHOLE_PIXELS, WORK_SIZE, _GreyImage, _PixelArray, open_picture, work_size
+from lstm_edge.edge import ImageError, NoDigitError
+from lstm_edge.edge.jpeg import plain_size
+from lstm_edge.edge.picture import (
+    GREY_WHOLE_PIXELS,
+    WORK_SIZE,
+    _decode,
+    _draft_size,
+    _GreyImage,
+    _PixelArray,
+    open_picture,
+    work_size,
+)
 from lstm_edge.edge.preprocess import STAGES, read_digits
 from lstm_edge.edge.segment import label_runs
 
@@ -116,6 +126,74 @@ def test_orientation_is_read_wherever_pillow_finds_it(line, form):
                b'<rdf:Description tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
         stored.save(buffer, "JPEG", quality=90, xmp=xmp)
     assert open_picture(buffer.getvalue()).original_size == (400, 300)
+
+
+def _decoded_by_pillow(data: bytes) -> Image.Image:
+    """What `Image.open` and `draft` make of a JPEG (picture.py before its plain-JPEG path)."""
+    image = Image.open(io.BytesIO(data))
+    image.draft("L", _draft_size(image.size))
+    image.load()
+    return image
+
+
+@pytest.mark.parametrize("size", [(224, 224), (17, 33), (1025, 513), (1920, 1080), (4032, 3024)])
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+@pytest.mark.parametrize("extra", [{}, {"progressive": True}, {"subsampling": 0}, {"subsampling": 1},
+                                   {"optimize": True}, {"restart_marker_blocks": 1}])
+def test_a_plain_jpeg_decodes_past_image_open_to_the_same_pixels(size, mode, extra, monkeypatch):
+    """Read from its frame header and handed to libjpeg directly (`edge.jpeg`), at every DCT scale
+    (224 px whole; 1080p at 1/2, 12 MP at 1/4): the very pixels Image.open and draft decode."""
+    rng = np.random.default_rng(size[0])
+    array = (rng.integers(0, 64, (size[1], size[0], 3)) + np.linspace(0, 190, size[0])[None, :, None]).astype(np.uint8)
+    data = jpeg(array if mode == "RGB" else array[..., 0], **extra)
+    assert plain_size(data) == size
+    expected = _decoded_by_pillow(data)
+    monkeypatch.setattr(Image, "open", None)  # the plain path does without it
+    image, original_size = _decode(data)
+    assert original_size == size and image.mode == "L" and image.size == expected.size
+    assert np.array_equal(np.asarray(image), np.asarray(expected))
+
+
+def test_a_jpeg_that_is_not_plain_goes_by_image_open(line, tmp_path):
+    """EXIF (which may turn it), a colour profile, CMYK: Pillow's own way; a file and its bytes alike."""
+    array = np.asarray(paper_frame(line[0], (300, 200)))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    for data in (jpeg(array, exif=exif), jpeg(array, icc_profile=b"profile" * 20), _cmyk_jpeg(array)):
+        assert plain_size(data) is None
+        path = tmp_path / "photo.jpg"
+        path.write_bytes(data)
+        for source in (data, path):
+            image, _ = _decode(source)
+            assert np.array_equal(np.asarray(image), np.asarray(ImageOps.exif_transpose(_decoded_by_pillow(data))))
+    assert _decode(jpeg(array, exif=exif))[0].size == (200, 300)  # turned upright
+
+
+def _cmyk_jpeg(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).convert("CMYK").save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("cut", [0.9, 0.5, 0.2])
+def test_a_truncated_plain_jpeg_is_refused_in_one_line(line, cut, tmp_path):
+    data = jpeg(np.asarray(paper_frame(line[0], (640, 480))))
+    assert plain_size(data) is not None
+    short = data[: int(len(data) * cut)]
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(short)
+    for source in (short, path):
+        with pytest.raises(ImageError, match="truncated or corrupt|Truncated"):
+            read_digits(source)
+
+
+def test_a_plain_jpeg_over_the_pixel_limit_is_refused_before_decoding():
+    header = jpeg(np.zeros((8, 8), np.uint8))
+    at = header.index(b"\xff\xc0") + 5  # the frame header's height, then width
+    huge = header[:at] + (10000).to_bytes(2, "big") + (9000).to_bytes(2, "big") + header[at + 4 :]
+    assert plain_size(huge) == (9000, 10000)
+    with pytest.raises(ImageError, match="90 MP"):
+        open_picture(huge)
 
 
 def test_every_stage_is_timed(line):
