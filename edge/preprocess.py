@@ -59,6 +59,8 @@ def _constant(value: float, dtype=np.float32) -> np.ndarray:
 _ZERO, _HALF, _ONE = _constant(0.0), _constant(0.5), _constant(1.0)
 _STRONG, _TEXTURE_FLOOR = _constant(STRONG), _constant(TEXTURE_FLOOR)
 _CORE_NEIGHBOURS = _constant(3, np.int8)  # a strong pixel's 3x3 square holding this many strong pixels: core
+_POSITIONS = np.arange(IMAGE_SIZE, dtype=np.float64)  # a laid-out digit's rows' and columns' numbers
+_POSITIONS.flags.writeable = False
 
 
 @dataclass(frozen=True)
@@ -273,9 +275,13 @@ def _kth_largest(values: np.ndarray, k: int) -> float:
     flat = values.ravel()
     step = math.isqrt(len(flat) // k)
     if step > 2:
-        sample = flat[::step]
-        flat = flat[flat >= np.partition(sample, len(sample) - k)[len(sample) - k]]
-    return float(np.partition(flat, len(flat) - k)[len(flat) - k])
+        sample = flat[::step].copy()  # (np.partition's own copy, without its wrapper)
+        sample.partition(len(sample) - k)
+        flat = flat[flat >= sample[len(sample) - k, ...]]  # a new array (the bound a 0-d operand: see operand)
+    else:
+        flat = flat.copy()
+    flat.partition(len(flat) - k)
+    return float(flat[len(flat) - k])
 
 
 @dataclass(frozen=True)
@@ -512,8 +518,8 @@ def mnist_layout(ink: np.ndarray) -> np.ndarray:
     mass = total(digit, axis=None)
     # Dot products of at most 20 terms: one thread (measured: CPU time 1.00x the wall time; a
     # 50,000-term dot took both cores, see _least_squares).
-    centre_y = float(np.dot(total(digit, axis=1), np.arange(height, dtype=np.float64)) / mass)
-    centre_x = float(np.dot(total(digit, axis=0), np.arange(width, dtype=np.float64)) / mass)
+    centre_y = float(np.dot(total(digit, axis=1), _POSITIONS[:height]) / mass)
+    centre_x = float(np.dot(total(digit, axis=0), _POSITIONS[:width]) / mass)
     y = min(max(round(CENTRE - centre_y), 0), IMAGE_SIZE - height)
     x = min(max(round(CENTRE - centre_x), 0), IMAGE_SIZE - width)
     canvas = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.float32)

@@ -237,36 +237,49 @@ def _segment_of(ink: np.ndarray, group: _Group, alone: Optional[np.ndarray] = No
     """
     top, left = max(0, group.top - EDGE), max(0, group.left - EDGE)
     bottom, right = min(ink.shape[0], group.bottom + EDGE), min(ink.shape[1], group.right + EDGE)
-    # The strokes grown by a (2 EDGE + 1)-pixel square: widened by EDGE along the rows, then the
-    # rows grown EDGE up and down, each a shift of the box's pixels as one flat run (a 2-D slice
-    # costs a loop per row): the rows end in blank columns that catch what a shift carries past a
-    # row's end, cut off after.
     height, width = bottom - top, right - left
     if alone is not None:
-        mask = np.zeros((height, width + EDGE), bool)
-        mask[:, :width] = alone[top:bottom, left:right]
-        flat = mask.ravel()
-        for _ in range(EDGE):
-            flat[1:] |= flat[:-1]
-            flat[:-1] |= flat[1:]
+        mask = _grown(alone[top:bottom, left:right])
     else:
-        # Each run drawn widened, as +1 at its start and -1 past its end (bincount: many times
-        # quicker than np.add.at), summed: each run ends in its own row (the extra column), so
-        # one running sum over all rows starts each row from 0.
-        # (Widened, no run reaches that column: it stays blank for the rows' growth below.)
+        # The strokes grown by a (2 EDGE + 1)-pixel square: each run drawn widened by EDGE, as +1 at
+        # its start and -1 past its end (bincount: many times quicker than np.add.at), summed: each
+        # run ends in its own row (the extra column), so one running sum over all rows starts each
+        # row from 0. Then the rows grown EDGE up and down, each a shift of the box's pixels as one
+        # flat run (a 2-D slice costs a loop per row). (Widened, no run reaches the extra column.)
         row_length, size = width + 1, height * (width + 1)
         at = (group.runs[:, 0] - top) * row_length
         starts = at + np.maximum(group.runs[:, 1] - EDGE, left) - left
         stops = at + np.minimum(group.runs[:, 2] + EDGE, right) - left
         cover = np.bincount(starts, minlength=size) - np.bincount(stops, minlength=size)
         flat = np.cumsum(cover) > 0
-        mask = flat.reshape(height, row_length)
-    row_length = mask.shape[1]
-    for _ in range(EDGE):
-        flat[row_length:] |= flat[:-row_length]
-        flat[:-row_length] |= flat[row_length:]
-    return Segment(top, bottom, left, right,
-                   np.multiply(ink[top:bottom, left:right], mask[:, :width], dtype=np.float32))
+        for _ in range(EDGE):
+            flat[row_length:] |= flat[:-row_length]
+            flat[:-row_length] |= flat[row_length:]
+        mask = flat.reshape(height, row_length)[:, :width]
+    return Segment(top, bottom, left, right, np.multiply(ink[top:bottom, left:right], mask, dtype=np.float32))
+
+
+def _grown(strokes: np.ndarray) -> np.ndarray:
+    """`strokes` (bool) grown by a (2 EDGE + 1)-pixel square, within their box.
+
+    The box, with EDGE blank columns either side and EDGE blank rows above and below (one more
+    below), is one flat run. Each step ORs the run with itself shifted, into a new and shorter
+    array (an OR in place over its own shifted self makes NumPy copy it first), so that each value
+    comes to hold its window of 1, 2, 4 ... up to 2 EDGE + 1 pixels along the row, then the same
+    over rows: the window starting at a pixel of the padded box is the square around the box's
+    pixel there. 28 us for a digit's 94x46 strokes, against 39 us by shifts in place (AMD EPYC Zen 1)."""
+    height, width = strokes.shape
+    row = width + 2 * EDGE
+    padded = np.zeros((height + 2 * EDGE + 1, row), bool)
+    padded[EDGE : EDGE + height, EDGE : EDGE + width] = strokes
+    grown = padded.ravel()
+    for stride in (1, row):
+        covered = 1
+        while covered < 2 * EDGE + 1:
+            step = min(covered, 2 * EDGE + 1 - covered)
+            grown = grown[: -step * stride] | grown[step * stride :]
+            covered += step
+    return grown[: height * row].reshape(height, row)[:, :width]
 
 
 def _split_touching(whole: Segment, group: _Group, height: int) -> list[Segment]:

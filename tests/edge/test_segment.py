@@ -176,3 +176,15 @@ def test_digits_that_may_touch_are_kept_whole_for_a_reader(sample):
     wide[5:35, 10:14] = wide[5:35, 186:190] = wide[5:9, 10:190] = wide[31:35, 10:190] = 1.0  # one wide ring
     cut = touching_runs(segment_digits(wide))
     assert len(cut) == 1 and cut[0].count >= 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(hnp.arrays(np.bool_, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=30),
+                  elements=st.booleans()))
+def test_strokes_grow_by_a_square_of_edge_pixels_within_their_box(strokes):
+    """A lone stroke's segment keeps the faint ink within EDGE pixels of it, every way, diagonally too."""
+    reach = segment.EDGE
+    expected = np.zeros_like(strokes)
+    for y, x in zip(*np.nonzero(strokes)):
+        expected[max(0, y - reach) : y + reach + 1, max(0, x - reach) : x + reach + 1] = True
+    assert np.array_equal(segment._grown(strokes), expected)
